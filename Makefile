@@ -1,0 +1,66 @@
+# The two setup commands of the README: `make repro` (main job on the embedded corpus) and `make test`.
+# Both create .venv if absent and install the pinned dependency set; neither needs anything preinstalled
+# beyond Python 3.11.
+
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Optional extra index for torch, e.g. https://download.pytorch.org/whl/cpu on a machine where PyPI's
+# default torch wheel would pull CUDA packages.
+TORCH_INDEX ?=
+PIP_INDEX := $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX),)
+HOST ?= 127.0.0.1
+PORT ?= 5000
+JOBS ?= 2
+
+.PHONY: repro test lint bench ui queue tracking-init clean-venv ci-report
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet $(PIP_INDEX) -c constraints.txt -e ".[espeak]"
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[espeak,dev]"
+	touch $@
+
+## Run the whole pipeline (dvc repro) on the embedded default corpus.
+repro: $(VENV)/.installed
+	$(BIN)/python -m pipeline.check
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
+	@echo "Done. Report: reports/report.md  metrics: reports/metrics.json  MLflow UI: make ui"
+
+## Lint and run the test suite.
+test: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -n 2 --dist loadgroup -q
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+## Benchmarks (print figures; never part of the tests).
+bench: $(VENV)/.installed
+	$(BIN)/python -m benchmarks.features
+	$(BIN)/python -m benchmarks.train_step
+	$(BIN)/python -m benchmarks.dtw
+
+## Create the MLflow database schema and experiment before parallel queue workers start.
+tracking-init: $(VENV)/.installed
+	$(BIN)/python -m vc.tracking init
+
+## Start the MLflow UI on 127.0.0.1 against the project's tracking store.
+ui: tracking-init
+	$(BIN)/python -m vc.tracking ui --host $(HOST) --port $(PORT)
+
+## Run the queued DVC experiments with JOBS workers.
+queue: tracking-init
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc queue start -j $(JOBS)
+
+clean-venv:
+	rm -rf $(VENV)
+
+## CI: regenerate the report with .ci/params.yaml in a temporary copy and check it (writes ci-report/).
+ci-report: $(VENV)/.installed
+	$(BIN)/python .ci/report.py --out ci-report

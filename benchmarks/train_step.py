@@ -1,0 +1,117 @@
+"""Time one training iteration (one D update + one G update) of the real Trainer, and its peak memory.
+
+    python -m benchmarks.train_step                      # the params.yaml default model, 1 thread
+    python -m benchmarks.train_step --preset paper --threads 1
+    python -m benchmarks.train_step --preset paper --device cuda --amp bf16
+
+Batch 8 (``train.batch_size``), 35 x 128 features (``--dim``, ``train.crop_frames``), identity term on.
+Prints the median and min seconds per iteration over ``--iters`` timed iterations after ``--warmup``,
+CPU-seconds per iteration (process CPU time; equals wall time single-threaded), iterations per second and
+peak memory (RSS; and CUDA peak allocation on a GPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from vc.config import load_params
+from vc.training.data import FeatureBank
+from vc.training.trainer import Trainer
+
+log = logging.getLogger("benchmarks.train_step")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--experiment", default="stargan-vc2")
+    parser.add_argument(
+        "--preset", default=None, help="a name under presets: (default: params.yaml's preset)"
+    )
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--amp", default=None, choices=["none", "bf16"])
+    parser.add_argument("--dim", type=int, default=35)
+    parser.add_argument("--iters", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=2)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level="INFO", format="%(message)s")
+
+    raw = yaml.safe_load(Path(args.params).read_text())
+    if args.preset is not None:
+        raw["preset"] = args.preset
+    exp = load_params(raw).experiment(args.experiment)
+    train = {
+        "iterations": 10**9,
+        "checkpoint_every": 10**9,
+        "device": args.device,
+        "num_threads": args.threads,
+        "optimizer": {"decay_start": 0},
+    }
+    if args.amp:
+        train["amp"] = args.amp
+    from vc.config import ExperimentConfig
+    from vc.configlib import build, deep_merge, to_dict
+
+    exp = build(ExperimentConfig, deep_merge(to_dict(exp), {"train": train}))
+    torch.set_num_threads(args.threads)
+    rng = np.random.default_rng(0)
+    crop = exp.train.crop_frames
+    feats = {f"s{i}": [rng.standard_normal((crop * 4, args.dim)) for _ in range(4)] for i in range(4)}
+    trainer = Trainer(exp, FeatureBank(feats, list(feats), crop), Path("/nonexistent"), progress=False)
+
+    times, cpu = [], []
+    for i in range(args.warmup + args.iters):
+        if args.device == "cuda":
+            torch.cuda.synchronize()
+        w0, c0 = time.perf_counter(), time.process_time()
+        trainer.train_step()
+        if args.device == "cuda":
+            torch.cuda.synchronize()
+        if i >= args.warmup:
+            times.append(time.perf_counter() - w0)
+            cpu.append(time.process_time() - c0)
+    g = exp.model.generator
+    rss_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    params_m = sum(p.numel() for m in trainer.state.modules().values() for p in m.parameters()) / 1e6
+    log.info(
+        "model: generator channels=%d res_blocks=%d (%s), discriminator channels=%d; %.1fM parameters",
+        g.channels,
+        g.res_blocks,
+        g.topology,
+        exp.model.discriminator.channels,
+        params_m,
+    )
+    log.info(
+        "input: batch %d x %d x %d frames; device %s; torch threads %d; amp %s",
+        exp.train.batch_size,
+        args.dim,
+        crop,
+        args.device,
+        torch.get_num_threads(),
+        exp.train.amp,
+    )
+    log.info(
+        "seconds per iteration: median %.3f, min %.3f (%d timed, %d warm-up)",
+        np.median(times),
+        min(times),
+        args.iters,
+        args.warmup,
+    )
+    log.info("CPU-seconds per iteration: median %.3f", np.median(cpu))
+    log.info("iterations per second: %.2f", 1 / np.median(times))
+    log.info("peak RSS: %.2f GB", rss_gb)
+    if args.device == "cuda":
+        log.info("peak CUDA memory: %.2f GB", torch.cuda.max_memory_allocated() / 2**30)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""Stage `baselines`: the floor and ceiling every experiment is framed by, scored by the same recipe.
+
+- ``source``: no conversion (the source's utterance against the target's utterance of the same sentence);
+- ``mean-var``: per-speaker mel-cepstral mean/variance matching plus the log-Gaussian F0 transform;
+- ``copy-synthesis``: the target analysed and resynthesised by WORLD (the vocoder's floor).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from pipeline.common import read_params, repo_root, run
+from vc.conversion import mean_var_convert, vocode
+from vc.corpus.build import read_manifest
+from vc.evaluation import evaluation_plan, score_system, system_summary, write_system_results
+from vc.features.stats import FeatureStats
+from vc.features.world import load_features
+from vc.io import atomic_dir, write_wav
+from vc.tracking import RunTracker, git_commit, group_tag, log_evaluation
+
+log = logging.getLogger("pipeline.baselines")
+
+
+def synthesize_baseline(
+    name: str, plan: pd.DataFrame, features: Path, stats: FeatureStats, vocoder: str, folder: Path
+) -> pd.DataFrame:
+    """Write the baseline's wavs under ``folder``; return the plan with a ``path`` column ('' for source)."""
+    if name == "source":
+        return plan.assign(path="")
+    paths = []
+    for src, tgt, utt in tqdm(plan.itertuples(index=False), total=len(plan), desc=name, leave=False):
+        if name == "copy-synthesis":
+            feats = load_features(features / tgt / f"{utt}.npz")
+            rel = Path(tgt) / f"{utt}.wav"
+        else:
+            feats = mean_var_convert(stats, load_features(features / src / f"{utt}.npz"), src, tgt)
+            rel = Path(f"{src}__{tgt}") / f"{utt}.wav"
+        if not (folder / rel).exists():  # copy-synthesis of a target is shared by every source
+            write_wav(folder / rel, vocode(feats, stats, vocoder), stats.codec.sample_rate)
+        paths.append(str(folder / rel))
+    return plan.assign(path=paths)
+
+
+def main(args: argparse.Namespace) -> None:
+    params = read_params(args.params)
+    stats = FeatureStats.load(args.stats)
+    plan = evaluation_plan(
+        read_manifest(Path(args.corpus) / "manifest.csv"),
+        stats.speakers,
+        params.convert.pairs,
+        params.convert.max_utterances,
+    )
+    commit = git_commit()
+    group = group_tag(Path(args.params).read_text(), commit)
+    with atomic_dir(args.converted) as wavs:
+        results = {}
+        for name in params.baselines:
+            items = synthesize_baseline(
+                name, plan, Path(args.features), stats, params.convert.vocoder, wavs / name
+            )
+            scores = score_system(
+                items,
+                args.references,
+                params.features,
+                params.evaluate,
+                workers=params.evaluate.workers,
+                desc=f"evaluate {name}",
+            )
+            results[name] = (scores, system_summary(name, "baseline", scores, params.evaluate))
+    with atomic_dir(args.out) as out:
+        for name, (scores, summary) in results.items():
+            write_system_results(out / name, summary, scores)
+    for name, (_, summary) in results.items():
+        tracker = RunTracker.start(
+            params.tracking.experiment,
+            f"baseline:{name}",
+            root=repo_root(),
+            tags={
+                "vc.experiment": name,
+                "vc.stage": "baselines",
+                "vc.kind": "baseline",
+                "mlflow.source.git.commit": commit or "",
+            },
+            params={"baseline": name},
+            parent_group=group,
+            system_metrics=False,
+        )
+        with tracker.terminate_on_exit():
+            log_evaluation(
+                tracker,
+                summary,
+                [
+                    (Path(args.out) / name / "scores.csv", "eval"),
+                    (Path(args.out) / name / "summary.json", "eval"),
+                ],
+            )
+        o = summary["overall"]
+        log.info(
+            "baseline %s: MCD %.2f dB [%.2f, %.2f]",
+            name,
+            o["mcd_db"],
+            o["mcd_db_ci_low"],
+            o["mcd_db_ci_high"],
+        )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--features", default="data/features")
+    parser.add_argument("--stats", default="data/stats.json")
+    parser.add_argument("--corpus", default="data/corpus")
+    parser.add_argument("--references", default="eval/references")
+    parser.add_argument("--converted", default="converted/baselines")
+    parser.add_argument("--out", default="eval/baselines")
+    run(main, parser)

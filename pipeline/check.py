@@ -1,0 +1,72 @@
+"""Validate params.yaml, and what can be checked against the data already prepared, before any stage runs.
+
+Every stage validates the whole params file itself; this command also checks what needs data: corpus folder
+and speakers, the training crop against the utterances, conversion pairs against the speakers. `make repro`
+runs it first, so a typo costs seconds, not a training run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from pipeline.common import read_params, repo_root, run
+from vc.config import ConfigError, Params
+
+log = logging.getLogger("pipeline.check")
+
+
+def check_data(params: Params, root: Path) -> list[str]:
+    """Checks against the corpus and features; returns notes on what was checked."""
+    notes = []
+    corpus = params.corpus
+    if corpus.source == "directory":
+        from vc.corpus.layouts import scan_corpus
+
+        path = Path(corpus.root or "")
+        utts = scan_corpus(path if path.is_absolute() else root / path, corpus.layout, corpus.speakers)
+        speakers = list(dict.fromkeys(u.speaker for u in utts))
+        notes.append(f"corpus folder: {len(utts)} files of {len(speakers)} speakers")
+    else:
+        speakers = list(corpus.speakers or corpus.embedded.speakers)
+    for i, pair in enumerate(params.convert.pairs):
+        for who in pair:
+            if who not in speakers:
+                raise ConfigError(
+                    f"convert.pairs[{i}]", f"unknown speaker '{who}' (speakers: {', '.join(speakers)})"
+                )
+    index_path = root / "data" / "features" / "index.csv"
+    if index_path.is_file():
+        from vc.features.extract import read_index
+
+        index = read_index(index_path.parent)
+        train = index[(index["status"] == "ok") & (index["split"] == "train")]
+        longest = train.groupby("speaker")["frames"].max()
+        for name in params.experiments:
+            crop = params.experiment(name).train.crop_frames
+            too_short = longest[longest < crop]
+            if len(too_short):
+                spk = too_short.index[0]
+                raise ConfigError(
+                    f"experiments.{name}.train.crop_frames",
+                    f"{crop} frames is longer than every training utterance of speaker '{spk}' "
+                    f"(longest: {int(too_short.iloc[0])} frames)",
+                )
+        notes.append(f"training crops fit the prepared features of {len(longest)} speakers")
+    return notes
+
+
+def main(args: argparse.Namespace) -> None:
+    params = read_params(args.params)
+    notes = check_data(params, repo_root())
+    log.info(
+        "params OK: %d experiments (%s); %s",
+        len(params.experiments),
+        ", ".join(params.experiments),
+        "; ".join(notes) or "no prepared data to check against yet",
+    )
+
+
+if __name__ == "__main__":
+    run(main, argparse.ArgumentParser(description=__doc__.split("\n\n")[0]))

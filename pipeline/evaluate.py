@@ -1,0 +1,115 @@
+"""Stage `evaluate@<experiment>`: score the converted wavs by the recipe; log into the training run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.common import read_params, repo_root, run
+from vc.evaluation import (
+    RecipeAnalysis,
+    analyze_wav_for_eval,
+    score_system,
+    system_summary,
+    write_system_results,
+)
+from vc.plots import plot_mcep_panels
+from vc.tracking import RunTracker, log_evaluation
+
+log = logging.getLogger("pipeline.evaluate")
+
+
+def mcep_figure(
+    first: pd.Series, converted_wav: Path, references: Path, features, title: str, out: Path
+) -> None:
+    """Source, converted and target mel-cepstrograms (c1..cD) of one utterance."""
+    panels = {
+        f"source ({first['source']})": RecipeAnalysis.load(
+            references / first["source"] / f"{first['utt_id']}.npz"
+        ),
+        "converted": analyze_wav_for_eval(converted_wav, features),
+        f"target ({first['target']})": RecipeAnalysis.load(
+            references / first["target"] / f"{first['utt_id']}.npz"
+        ),
+    }
+    plot_mcep_panels({k: v.mcep[:, 1:] for k, v in panels.items()}, title, out)
+
+
+def sample_files(items: pd.DataFrame, converted: Path, corpus: Path, n: int) -> list[tuple[Path, str]]:
+    """The first ``n`` conversions with their source and target wavs, as ``(path, artifact folder)``."""
+    manifest = pd.read_csv(corpus / "manifest.csv", dtype=str, keep_default_na=False).set_index(
+        ["speaker", "utt_id"]
+    )
+    files = []
+    for row in items.head(n).itertuples(index=False):
+        folder = f"samples/{row.source}__{row.target}/{row.utt_id}"
+        files += [
+            (converted / row.path, f"{folder}/converted"),
+            (corpus / manifest.loc[(row.source, row.utt_id), "path"], f"{folder}/source"),
+            (corpus / manifest.loc[(row.target, row.utt_id), "path"], f"{folder}/target"),
+        ]
+    return files
+
+
+def main(args: argparse.Namespace) -> None:
+    params = read_params(args.params)
+    params.experiment(args.experiment)
+    converted = Path(args.converted) / args.experiment
+    items = pd.read_csv(converted / "index.csv", dtype=str, keep_default_na=False)
+    scores = score_system(
+        items.assign(path=[str(converted / p) for p in items["path"]]),
+        args.references,
+        params.features,
+        params.evaluate,
+        workers=params.evaluate.workers,
+    )
+    summary = system_summary(args.experiment, "experiment", scores, params.evaluate)
+    out = Path(args.out) / args.experiment
+    write_system_results(out, summary, scores)
+    figure = out / "mcep.png"
+    mcep_figure(
+        items.iloc[0],
+        converted / items["path"].iloc[0],
+        Path(args.references),
+        params.features,
+        f"{args.experiment}: {items['source'].iloc[0]} -> {items['target'].iloc[0]}",
+        figure,
+    )
+
+    model_dir = Path(args.models) / args.experiment
+    for name in ("train.json", "losses.tsv"):  # the report reads everything of an experiment from here
+        shutil.copyfile(model_dir / name, out / name)
+    train = json.loads((model_dir / "train.json").read_text())
+    tracker = RunTracker.resume(train["mlflow_run_id"], repo_root())
+    with tracker.terminate_on_exit():
+        files = [(out / "scores.csv", "eval"), (out / "summary.json", "eval"), (figure, "eval")]
+        files += sample_files(items, converted, Path(args.corpus), params.evaluate.samples_to_log)
+        log_evaluation(tracker, summary, files)
+    o = summary["overall"]
+    log.info(
+        "%s: MCD %.2f dB [%.2f, %.2f], log-F0 RMSE %.3f, F0 corr %.3f, MSD %.2f dB (%d utterances)",
+        args.experiment,
+        o["mcd_db"],
+        o["mcd_db_ci_low"],
+        o["mcd_db_ci_high"],
+        o["log_f0_rmse"],
+        o["f0_corr"],
+        o["msd_db"],
+        o["n"],
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--experiment", required=True)
+    parser.add_argument("--converted", default="converted/experiments")
+    parser.add_argument("--references", default="eval/references")
+    parser.add_argument("--models", default="models")
+    parser.add_argument("--corpus", default="data/corpus")
+    parser.add_argument("--out", default="eval/experiments")
+    run(main, parser)

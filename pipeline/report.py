@@ -1,0 +1,41 @@
+"""Stage `report`: regenerate reports/ (Markdown, figures, DVC metrics and plots) from the evaluations."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from pipeline.common import read_params, run
+from vc.report import build_report, load_results, recipe_markdown
+
+log = logging.getLogger("pipeline.report")
+
+
+def main(args: argparse.Namespace) -> None:
+    params = read_params(args.params)
+    names = list(params.experiments)
+    results = load_results(args.eval, names, list(params.baselines))
+    metrics = build_report(
+        args.out,
+        results,
+        title=params.report.title,
+        recipe=recipe_markdown(params.features, params.evaluate, params.data.sample_rate),
+        corpus_summary=json.loads((Path(args.corpus) / "summary.json").read_text()),
+        features_summary=json.loads((Path(args.features) / "summary.json").read_text()),
+        experiments={n: params.experiment(n) for n in names},
+        confidence=params.evaluate.confidence,
+    )
+    for name, m in metrics.items():
+        log.info("%-20s MCD %.2f dB [%.2f, %.2f]", name, m["mcd_db"], m["mcd_db_ci_low"], m["mcd_db_ci_high"])
+    log.info("report written to %s", Path(args.out) / "report.md")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--eval", default="eval")
+    parser.add_argument("--corpus", default="data/corpus")
+    parser.add_argument("--features", default="data/features")
+    parser.add_argument("--out", default="reports")
+    run(main, parser)

@@ -1,0 +1,207 @@
+"""Shared fixtures: synthetic voiced signals and tiny corpora written to tmp_path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+
+def voiced_signal(
+    f0: float | np.ndarray,
+    seconds: float = 1.0,
+    sample_rate: int = 16000,
+    *,
+    formants: tuple[float, ...] = (700.0, 1200.0, 2600.0),
+    seed: int = 0,
+) -> np.ndarray:
+    """A vowel-like harmonic signal: harmonics of ``f0`` shaped by resonances at ``formants``. ``(N,)``.
+
+    ``f0`` may be a constant or a per-sample contour of length ``seconds * sample_rate``.
+    """
+    n = int(seconds * sample_rate)
+    f0_t = np.broadcast_to(np.asarray(f0, dtype=np.float64), (n,))
+    phase = 2 * np.pi * np.cumsum(f0_t) / sample_rate
+    out = np.zeros(n)
+    for k in range(1, int(sample_rate / 2 / f0_t.max())):
+        freq = k * f0_t
+        gain = sum(1.0 / (1.0 + ((freq - f) / 120.0) ** 2) for f in formants) / k**0.5
+        out += np.where(freq < sample_rate / 2, gain, 0.0) * np.sin(k * phase)
+    rng = np.random.default_rng(seed)
+    out += 0.002 * rng.standard_normal(n)
+    return 0.5 * out / np.abs(out).max()
+
+
+def write_wav(path: Path, wav: np.ndarray, sample_rate: int = 16000) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, wav, sample_rate, subtype="PCM_16")
+    return path
+
+
+SPEAKER_VOICES = {
+    "spkA": (110.0, (650.0, 1100.0, 2500.0)),
+    "spkB": (210.0, (800.0, 1400.0, 2900.0)),
+    "spkC": (150.0, (700.0, 1250.0, 2700.0)),
+}
+
+
+def speaker_utterance(
+    speaker: str, utt_index: int, seconds: float = 1.0, sample_rate: int = 16000
+) -> np.ndarray:
+    """A deterministic 'sentence' of one synthetic speaker: a gliding F0 contour that depends on the id."""
+    base, formants = SPEAKER_VOICES[speaker]
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    contour = base * (1.0 + 0.08 * np.sin(2 * np.pi * (0.7 + 0.15 * utt_index) * t))
+    return voiced_signal(contour, seconds, sample_rate, formants=formants, seed=utt_index)
+
+
+@pytest.fixture
+def speaker_dirs_corpus(tmp_path: Path) -> Path:
+    """``<root>/<speaker>/uttNN.wav``: 3 speakers x 8 parallel utterances of 1 s at 16 kHz."""
+    root = tmp_path / "corpus"
+    for spk in SPEAKER_VOICES:
+        for i in range(8):
+            write_wav(root / spk / f"utt{i:02d}.wav", speaker_utterance(spk, i))
+    return root
+
+
+def write_tiny_features(
+    root: Path, speakers: int = 3, utterances: int = 4, dim: int = 12
+) -> tuple[Path, Path]:
+    """A features folder and statistics file like the features and stats stages write, from random data.
+
+    Returns ``(features_dir, stats_path)``. Speaker ``i`` has spectral features offset by ``i``.
+    """
+    import pandas as pd
+
+    from vc.config import FeaturesConfig
+    from vc.features.extract import load_corpus_features
+    from vc.features.stats import fit_stats
+    from vc.features.world import WorldFeatures
+
+    rng = np.random.default_rng(0)
+    features = root / "features"
+    rows = []
+    for s in range(speakers):
+        for u in range(utterances):
+            frames = 90 + 7 * u
+            f0 = np.where(
+                rng.random(frames) < 0.7, 100.0 * (1 + s) * np.exp(0.05 * rng.standard_normal(frames)), 0
+            )
+            feats = WorldFeatures(
+                f0, rng.standard_normal((frames, dim)) + s, np.zeros((frames, 2)), 16000, 5.0
+            )
+            path = Path(f"spk{s}") / f"u{u}.npz"
+            (features / path.parent).mkdir(parents=True, exist_ok=True)
+            feats.save(features / path)
+            rows.append(
+                {
+                    "speaker": f"spk{s}",
+                    "utt_id": f"u{u}",
+                    "split": "train" if u else "eval",
+                    "duration": frames / 200,
+                    "status": "ok",
+                    "note": "",
+                    "frames": frames,
+                    "path": str(path),
+                }
+            )
+    pd.DataFrame(rows).to_csv(features / "index.csv", index=False)
+    stats = fit_stats(load_corpus_features(features, "train"), FeaturesConfig(mcep_order=dim - 1), "global")
+    stats.save(root / "stats.json")
+    return features, root / "stats.json"
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TINY_PARAMS_OVERRIDES = {
+    "corpus": {
+        "min_train_utterances": 2,
+        "split": {"eval_utterances": 2},
+        "embedded": {
+            "speakers": {
+                "low": {"voice": "en-us+m1", "pitch": 30, "range": 50, "rate": 170},
+                "mid": {"voice": "en-us+m3", "pitch": 70, "range": 50, "rate": 190},
+                "high": {"voice": "en-us+f2", "pitch": 60, "range": 50, "rate": 180},
+            },
+            "sentences": [
+                "The old boat drifted toward the harbor.",
+                "A warm breeze carried the smell of bread.",
+                "She painted the fence bright green.",
+                "Our train leaves the station at nine.",
+                "The children laughed at the puppy.",
+                "Heavy clouds gathered over the hills.",
+            ],
+        },
+    },
+    "model": {
+        "generator": {"channels": 4, "res_blocks": 1},
+        "discriminator": {"channels": 4, "classifier_channels": 4},
+    },
+    "train": {
+        "iterations": 6,
+        "batch_size": 4,
+        "crop_frames": 64,
+        "log_every": 2,
+        "checkpoint_every": 3,
+        "num_threads": 1,
+        "optimizer": {"decay_start": 3},
+    },
+    "experiments": {"stargan-vc2": {}, "stargan-vc2-no-id": {"train": {"lambdas": {"id": 0.0}}}},
+    "convert": {"max_utterances": 1},
+    "evaluate": {"bootstrap": 100, "samples_to_log": 1},
+    "tracking": {"experiment": "pipeline-test"},
+}
+
+
+def make_project_copy(dest: Path, overrides: dict | None = None) -> Path:
+    """A fresh git+DVC project at ``dest`` with this repo's pipeline and tiny params; returns ``dest``."""
+    import shutil
+    import subprocess
+
+    import yaml
+
+    from vc.configlib import deep_merge
+
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
+        shutil.copy2(ROOT / name, dest / name)
+    for name in ("pipeline", "vc"):
+        shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = deep_merge(params, TINY_PARAMS_OVERRIDES)
+    params["experiments"] = TINY_PARAMS_OVERRIDES["experiments"]  # mappings that replace, not merge
+    params["corpus"]["embedded"]["speakers"] = TINY_PARAMS_OVERRIDES["corpus"]["embedded"]["speakers"]
+    params = deep_merge(params, overrides or {})
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run = {"cwd": dest, "check": True, "capture_output": True}
+    subprocess.run(["git", "init", "-q"], **run)
+    subprocess.run([sys_bin("dvc"), "init", "-q"], **run)
+    subprocess.run([sys_bin("dvc"), "config", "core.analytics", "false"], **run)
+    subprocess.run(["git", "add", "-A"], **run)
+    subprocess.run(
+        ["git", "-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-qm", "init"], **run
+    )
+    return dest
+
+
+def sys_bin(name: str) -> str:
+    """A console script of the running interpreter's environment (``dvc``, ``mlflow``)."""
+    import sys
+
+    return str(Path(sys.executable).parent / name)
+
+
+def project_env(**extra: str) -> dict[str, str]:
+    """The environment for subprocesses: this interpreter's bin first on PATH, a private MLflow store unless
+    given, no inherited DVC variables."""
+    import os
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DVC_", "MLFLOW_"))}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["OMP_NUM_THREADS"] = "1"
+    env.update(extra)
+    return env

@@ -1,0 +1,78 @@
+"""Validation before work: bad params stop a stage (or `pipeline.check`) with one clear line and no output."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import ROOT, project_env, write_tiny_features
+
+
+def run_module(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = project_env(PYTHONPATH=str(ROOT))
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def params_with(tmp_path: Path, changes: dict) -> Path:
+    from vc.configlib import deep_merge
+
+    params = deep_merge(yaml.safe_load((ROOT / "params.yaml").read_text()), changes)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"train": {"optimizer": {"lr_g": -0.001}}}, "params key 'train.optimizer.lr_g': must be > 0"),
+        ({"train": {"lamdbas": {}}}, "params key 'train.lamdbas': unknown key; did you mean 'lambdas'?"),
+        ({"convert": {"pairs": [["low1", "low1"]]}}, "'convert.pairs[0]': target equals source ('low1')"),
+        ({"convert": {"pairs": [["low1", "nobody"]]}}, "'convert.pairs[0]': unknown speaker 'nobody'"),
+        ({"corpus": {"speakers": ["low1", "ghost"]}}, "'corpus.speakers': unknown speaker(s) ghost"),
+        (
+            {"experiments": {"x": {"train": {"crop_frames": 4}}}},
+            "'experiments.x.train.crop_frames': must be >= 8",
+        ),
+    ],
+)
+def test_check_rejects_bad_params(tmp_path: Path, changes: dict, message: str) -> None:
+    params = params_with(tmp_path, changes)
+    result = run_module("pipeline.check", "--params", str(params), cwd=tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_check_rejects_a_crop_longer_than_every_utterance(tmp_path: Path) -> None:
+    write_tiny_features(tmp_path / "data")  # utterances of 90 to 111 frames
+    params = params_with(
+        tmp_path, {"train": {"crop_frames": 64}, "experiments": {"long": {"train": {"crop_frames": 200}}}}
+    )
+    result = run_module("pipeline.check", "--params", str(params), cwd=tmp_path)
+    assert result.returncode == 2
+    assert (
+        "'experiments.long.train.crop_frames': 200 frames is longer than every training utterance"
+        in result.stderr
+    )
+
+
+def test_stages_reject_an_unknown_experiment_before_any_work(tmp_path: Path) -> None:
+    params = params_with(tmp_path, {})
+    for module in ("pipeline.train", "pipeline.convert", "pipeline.evaluate"):
+        result = run_module(module, "--params", str(params), "--experiment", "stargan-vc3", cwd=tmp_path)
+        assert result.returncode == 2, module
+        assert (
+            "unknown experiment 'stargan-vc3' (defined: stargan-vc2, stargan-vc2-no-id, stargan-vc)"
+            in result.stderr
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]  # nothing written
+
+
+def test_check_passes_the_repository_params(tmp_path: Path) -> None:
+    result = run_module("pipeline.check", "--params", str(ROOT / "params.yaml"), cwd=tmp_path)
+    assert result.returncode == 0 and "params OK: 3 experiments" in result.stderr

@@ -1,0 +1,143 @@
+"""Conversion: the model folder, feature conversion, the mean-var baseline, the `vc convert` command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from conftest import speaker_utterance, write_wav
+
+from vc.cli import main as cli
+from vc.config import ExperimentConfig, FeaturesConfig
+from vc.configlib import build
+from vc.conversion import convert_features, mean_var_convert, vocode
+from vc.features.stats import StatsError, fit_stats
+from vc.features.world import WorldFeatures, analyze
+from vc.model_store import ModelLoadError, load_model, save_model
+from vc.models import Generator
+
+FS = 16000
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained tiny model over two synthetic speakers, saved as the train stage saves it."""
+    root = tmp_path_factory.mktemp("model")
+    cfg = FeaturesConfig(mcep_order=24)
+    train = {
+        spk: [analyze(speaker_utterance(spk, i, 0.6), FS, cfg) for i in range(2)] for spk in ("spkA", "spkB")
+    }
+    stats = fit_stats(train, cfg, "per_speaker")
+    exp = build(
+        ExperimentConfig,
+        {"name": "tiny", "model": {"generator": {"channels": 4, "res_blocks": 1}}, "train": {}},
+    )
+    torch.manual_seed(0)
+    generator = Generator(2, 25, **vars(exp.model.generator))
+    save_model(root / "model", generator, exp, cfg, stats, info={"iterations": 0})
+    return root / "model"
+
+
+def test_model_folder_round_trip(model_dir: Path) -> None:
+    model = load_model(model_dir)
+    assert model.speakers == ["spkA", "spkB"] and model.stats.dim == 25
+    assert model.experiment.model.generator.channels == 4 and not model.generator.training
+    assert sorted(p.name for p in model_dir.iterdir()) == ["config.json", "generator.pt", "stats.json"]
+
+
+def test_model_folder_errors(model_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match=r"missing generator\.pt"):
+        load_model(tmp_path)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for name in ("config.json", "stats.json"):
+        (bad / name).write_bytes((model_dir / name).read_bytes())
+    torch.save({"nonsense": torch.zeros(1)}, bad / "generator.pt")
+    with pytest.raises(ModelLoadError, match=r"weights do not match config\.json"):
+        load_model(bad)
+
+
+def test_convert_features_keeps_shape_and_transforms_f0(model_dir: Path) -> None:
+    model = load_model(model_dir)
+    feats = analyze(speaker_utterance("spkA", 5, 0.7), FS, model.features)
+    out = convert_features(model, feats, "spkA", "spkB")
+    assert out.spectral.shape == feats.spectral.shape and out.coded_ap is feats.coded_ap
+    voiced = feats.f0 > 0
+    assert ((out.f0 > 0) == voiced).all()
+    s, t = model.stats.index("spkA"), model.stats.index("spkB")
+    expected = np.exp(
+        (np.log(feats.f0[voiced]) - model.stats.logf0_mean[s])
+        / model.stats.logf0_std[s]
+        * model.stats.logf0_std[t]
+        + model.stats.logf0_mean[t]
+    )
+    np.testing.assert_allclose(out.f0[voiced], expected)
+    wav = vocode(out, model.stats)
+    assert wav.ndim == 1 and abs(len(wav) / FS - len(feats.f0) * 0.005) < 0.02
+    with pytest.raises(StatsError, match="unknown speaker 'spkZ'"):
+        convert_features(model, feats, "spkA", "spkZ")
+    with pytest.raises(StatsError, match="target speaker equals source speaker"):
+        convert_features(model, feats, "spkA", "spkA")
+
+
+def test_mean_var_baseline_matches_target_statistics() -> None:
+    rng = np.random.default_rng(0)
+
+    def utt(offset: float, scale: float) -> WorldFeatures:
+        return WorldFeatures(
+            np.full(400, 100.0), offset + scale * rng.standard_normal((400, 5)), np.zeros((400, 2)), FS, 5.0
+        )
+
+    stats = fit_stats({"a": [utt(0.0, 1.0)], "b": [utt(3.0, 0.5)]}, FeaturesConfig(mcep_order=4), "global")
+    out = mean_var_convert(stats, utt(0.0, 1.0), "a", "b")
+    np.testing.assert_allclose(out.spectral.mean(0), stats.spectral_mean[1], atol=0.15)
+    np.testing.assert_allclose(out.spectral.std(0), stats.spectral_std[1], rtol=0.15)
+
+
+def test_vc_convert_command_resamples_and_names_bad_input(
+    model_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    wav_in = write_wav(
+        tmp_path / "in.wav", speaker_utterance("spkA", 3, 0.5, 22050), 22050
+    )  # not the model's rate
+    out = tmp_path / "out.wav"
+    cli(
+        [
+            "convert",
+            "--model",
+            str(model_dir),
+            "--source-speaker",
+            "spkA",
+            "--target-speaker",
+            "spkB",
+            str(wav_in),
+            str(out),
+        ]
+    )
+    info = sf.info(out)
+    assert info.samplerate == FS and 0.4 < info.duration < 0.6
+
+    for argv, words in [
+        (["--target-speaker", "nobody", str(wav_in)], "unknown speaker 'nobody'; known speakers: spkA, spkB"),
+        (["--target-speaker", "spkA", str(wav_in)], "target speaker equals source speaker"),
+        (["--target-speaker", "spkB", str(tmp_path / "missing.wav")], "missing.wav: no such audio file"),
+    ]:
+        caplog.clear()
+        with pytest.raises(SystemExit) as info_exit:
+            cli(
+                [
+                    "convert",
+                    "--model",
+                    str(model_dir),
+                    "--source-speaker",
+                    "spkA",
+                    *argv,
+                    str(tmp_path / "x.wav"),
+                ]
+            )
+        assert info_exit.value.code == 2
+        assert words in caplog.text
+    assert not (tmp_path / "x.wav").exists()

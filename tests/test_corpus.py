@@ -1,0 +1,227 @@
+"""Real-corpus layouts, the split, preparation, and every bad-input case of the corpus stage."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import SPEAKER_VOICES, speaker_utterance, write_wav
+
+from vc.audio import prepare, trim_silence
+from vc.config import AudioConfig, CorpusConfig, SplitConfig
+from vc.corpus.build import CorpusError, build_corpus, read_manifest
+from vc.corpus.layouts import CorpusLayoutError, scan_corpus
+from vc.corpus.split import SplitError, assign_splits
+
+SHORT = {"min_train_frames": 128, "frame_period_ms": 5.0}
+
+
+def directory_config(root: Path, **overrides) -> CorpusConfig:
+    split = overrides.pop("split", SplitConfig(eval_utterances=2))
+    return CorpusConfig(
+        source="directory", root=str(root), split=split, min_train_utterances=2, workers=1, **overrides
+    )
+
+
+# ---------------------------------------------------------------------------------------------- layouts
+def test_speaker_dirs_layout(speaker_dirs_corpus: Path) -> None:
+    utts = scan_corpus(speaker_dirs_corpus, "speaker_dirs")
+    assert {u.speaker for u in utts} == set(SPEAKER_VOICES)
+    assert len(utts) == 24 and utts[0].utt_id == "utt00"
+    chosen = scan_corpus(speaker_dirs_corpus, "speaker_dirs", ("spkB", "spkA"))
+    assert [u.speaker for u in chosen[:1]] == ["spkB"] and {u.speaker for u in chosen} == {"spkA", "spkB"}
+
+
+def test_original_arctic_layout(tmp_path: Path) -> None:
+    for spk in ("slt", "bdl"):
+        for i in range(3):
+            write_wav(tmp_path / f"cmu_us_{spk}_arctic" / "wav" / f"arctic_a000{i}.wav", np.ones(100) * 0.1)
+    utts = scan_corpus(tmp_path, "speaker_dirs")
+    assert {u.speaker for u in utts} == {"slt", "bdl"}
+    assert {u.utt_id for u in utts} == {"arctic_a0000", "arctic_a0001", "arctic_a0002"}
+
+
+def test_vctk_080_layout_reads_texts(tmp_path: Path) -> None:
+    for spk in ("p225", "p226"):
+        for i, text in enumerate(["Please call Stella.", f"A sentence only {spk} reads."], start=1):
+            write_wav(tmp_path / "wav48" / spk / f"{spk}_{i:03d}.wav", np.ones(100) * 0.1)
+            (tmp_path / "txt" / spk).mkdir(parents=True, exist_ok=True)
+            (tmp_path / "txt" / spk / f"{spk}_{i:03d}.txt").write_text(text + "\n")
+    utts = scan_corpus(tmp_path, "vctk")
+    assert {(u.speaker, u.utt_id) for u in utts} == {
+        ("p225", "001"),
+        ("p225", "002"),
+        ("p226", "001"),
+        ("p226", "002"),
+    }
+    assert next(u for u in utts if u.utt_id == "001").text == "Please call Stella."
+    # id 002 differs in text between speakers, so only 001 is parallel
+    splits = assign_splits(
+        [(u.speaker, u.utt_id, u.text) for u in utts], ["p225", "p226"], SplitConfig(eval_ids=("001",))
+    )
+    assert splits["p225", "001"] == "eval" and splits["p225", "002"] == "train"
+    with pytest.raises(SplitError, match="002 not spoken by every speaker"):
+        assign_splits(
+            [(u.speaker, u.utt_id, u.text) for u in utts], ["p225", "p226"], SplitConfig(eval_ids=("002",))
+        )
+
+
+def test_vctk_092_layout_uses_mic1_flac(tmp_path: Path) -> None:
+    for spk in ("p225", "p226"):
+        for mic in ("mic1", "mic2"):
+            path = tmp_path / "wav48_silence_trimmed" / spk / f"{spk}_001_{mic}.flac"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(path, np.ones(100) * 0.1, 48000, format="FLAC")
+    utts = scan_corpus(tmp_path, "vctk")
+    assert len(utts) == 2 and all(u.audio.name.endswith("_mic1.flac") and u.utt_id == "001" for u in utts)
+
+
+def test_missing_folder_and_unknown_speaker_are_named(speaker_dirs_corpus: Path, tmp_path: Path) -> None:
+    with pytest.raises(CorpusLayoutError, match=r"corpus\.root: folder .*nowhere does not exist"):
+        scan_corpus(tmp_path / "nowhere", "speaker_dirs")
+    with pytest.raises(CorpusLayoutError, match=r"unknown speaker.*spkZ.*found: spkA"):
+        scan_corpus(speaker_dirs_corpus, "speaker_dirs", ("spkA", "spkZ"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CorpusLayoutError, match="no speaker folders"):
+        scan_corpus(tmp_path / "empty", "speaker_dirs")
+
+
+# ------------------------------------------------------------------------------------------------ split
+def _items(speakers: list[str], n: int) -> list[tuple[str, str, str]]:
+    return [(s, f"u{i:02d}", "") for s in speakers for i in range(n)]
+
+
+def test_eval_split_is_parallel_and_seeded() -> None:
+    spk = ["a", "b", "c"]
+    splits = assign_splits(_items(spk, 10), spk, SplitConfig(eval_utterances=3, seed=1))
+    eval_ids = {u for (s, u), v in splits.items() if v == "eval" and s == "a"}
+    assert len(eval_ids) == 3
+    assert all({u for (s2, u), v in splits.items() if v == "eval" and s2 == s} == eval_ids for s in spk)
+    assert splits == assign_splits(_items(spk, 10), spk, SplitConfig(eval_utterances=3, seed=1))
+    assert splits != assign_splits(_items(spk, 10), spk, SplitConfig(eval_utterances=3, seed=2))
+
+
+def test_disjoint_training_sets_share_no_sentence() -> None:
+    spk = ["a", "b", "c"]
+    splits = assign_splits(_items(spk, 14), spk, SplitConfig(eval_utterances=2, train_sentences="disjoint"))
+    train = {s: {u for (s2, u), v in splits.items() if v == "train" and s2 == s} for s in spk}
+    assert sum(len(v) for v in train.values()) == 12 and all(len(v) == 4 for v in train.values())
+    assert not (train["a"] & train["b"]) and not (train["a"] & train["c"]) and not (train["b"] & train["c"])
+
+
+def test_too_few_parallel_sentences_for_eval() -> None:
+    with pytest.raises(SplitError, match="eval_utterances = 5, but only 3"):
+        assign_splits(_items(["a", "b"], 3), ["a", "b"], SplitConfig(eval_utterances=5))
+
+
+# ---------------------------------------------------------------------------------------- preparation
+def test_prepare_downmixes_resamples_trims_and_normalises(caplog: pytest.LogCaptureFixture) -> None:
+    sr = 16000
+    tone = speaker_utterance("spkA", 0, seconds=0.5, sample_rate=sr)
+    padded = np.concatenate([np.zeros(sr // 2), tone, np.zeros(sr // 2)])
+    stereo = np.stack([padded, 0.5 * padded], axis=1)
+    with caplog.at_level(logging.WARNING):
+        out = prepare(stereo, sr, AudioConfig(sample_rate=22050, peak_normalize=0.9), name="x.wav")
+    assert "x.wav: multichannel audio downmixed to mono" in caplog.text
+    assert out.sample_rate == 22050 and out.wav.ndim == 1
+    assert 0.5 <= out.duration < 0.6  # the 0.5 s of silence on each side is gone
+    assert np.max(np.abs(out.wav)) == pytest.approx(0.9)
+    assert len(trim_silence(np.zeros(10), sr, 40.0)) == 10
+
+
+def test_build_corpus_writes_manifest_and_prepared_wavs(speaker_dirs_corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "prepared"
+    rows = build_corpus(directory_config(speaker_dirs_corpus), AudioConfig(sample_rate=22050), out, **SHORT)
+    manifest = read_manifest(out / "manifest.csv")
+    assert list(manifest.columns[:6]) == ["speaker", "utt_id", "split", "path", "duration", "sample_rate"]
+    assert len(manifest) == len(rows) == 24
+    assert set(manifest["split"]) == {"train", "eval"}
+    assert (manifest["sample_rate"] == 22050).all() and (manifest["source_sample_rate"] == 16000).all()
+    info = sf.info(out / manifest["path"].iloc[0])
+    assert info.samplerate == 22050 and info.channels == 1
+    assert manifest["source"].iloc[0].endswith("utt00.wav")
+
+
+def test_build_is_deterministic(speaker_dirs_corpus: Path, tmp_path: Path) -> None:
+    for name in ("one", "two"):
+        build_corpus(directory_config(speaker_dirs_corpus), AudioConfig(), tmp_path / name, **SHORT)
+    for wav in sorted((tmp_path / "one" / "wav").rglob("*.wav")):
+        assert wav.read_bytes() == (tmp_path / "two" / wav.relative_to(tmp_path / "one")).read_bytes()
+    assert (tmp_path / "one/manifest.csv").read_text().replace("one", "") == (
+        tmp_path / "two/manifest.csv"
+    ).read_text().replace("two", "")
+
+
+# ----------------------------------------------------------------------------------------- bad input
+def _corrupt(path: Path) -> None:
+    path.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunkjunkjunk")
+
+
+def _empty(path: Path) -> None:
+    sf.write(path, np.zeros(0), 16000)
+
+
+def _silent(path: Path) -> None:
+    sf.write(path, np.zeros(16000), 16000)
+
+
+def _short(path: Path) -> None:
+    sf.write(path, speaker_utterance("spkA", 1, seconds=0.3), 16000)  # 60 frames < 128
+
+
+@pytest.mark.parametrize(
+    ("damage", "words"),
+    [
+        (_corrupt, "unreadable or corrupt"),
+        (_empty, "empty audio"),
+        (_silent, "all silent"),
+        (_short, "shorter than the training crop"),
+    ],
+)
+def test_bad_file_is_an_error_naming_it_or_skipped_with_a_note(
+    speaker_dirs_corpus: Path, tmp_path: Path, damage, words: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    bad = speaker_dirs_corpus / "spkA" / "utt03.wav"
+    damage(bad)
+    out = tmp_path / "prepared"
+    split = SplitConfig(eval_ids=("utt00", "utt01"))  # keep utt03 in training
+    with pytest.raises(CorpusError, match=rf"{bad}.*{words}.*on_bad_file: skip"):
+        build_corpus(directory_config(speaker_dirs_corpus, split=split), AudioConfig(), out, **SHORT)
+    assert not out.exists()  # nothing half-written
+    assert not list(tmp_path.glob(".prepared*"))
+
+    with caplog.at_level(logging.WARNING):
+        rows = build_corpus(
+            directory_config(speaker_dirs_corpus, split=split, on_bad_file="skip"),
+            AudioConfig(),
+            out,
+            **SHORT,
+        )
+    assert f"skipping {bad}" in caplog.text
+    row = rows[(rows["speaker"] == "spkA") & (rows["utt_id"] == "utt03")].iloc[0]
+    assert row["status"] == "skipped" and words in row["note"] and row["split"] == ""
+    assert not (out / "wav/spkA/utt03.wav").exists()
+    assert (read_manifest(out / "manifest.csv")["status"] == "skipped").sum() == 1
+
+
+def test_speaker_with_too_few_utterances(speaker_dirs_corpus: Path, tmp_path: Path) -> None:
+    for i in range(2, 8):
+        (speaker_dirs_corpus / "spkC" / f"utt{i:02d}.wav").unlink()
+    cfg = directory_config(speaker_dirs_corpus, split=SplitConfig(eval_ids=("utt00",)))
+    with pytest.raises(
+        CorpusError, match=r"speaker 'spkC' has 1 usable training utterances.*min_train_utterances"
+    ):
+        build_corpus(cfg, AudioConfig(), tmp_path / "out", **SHORT)
+
+
+def test_failed_rebuild_keeps_the_previous_corpus(speaker_dirs_corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "prepared"
+    build_corpus(directory_config(speaker_dirs_corpus), AudioConfig(), out, **SHORT)
+    before = (out / "manifest.csv").read_text()
+    _corrupt(speaker_dirs_corpus / "spkB" / "utt05.wav")
+    with pytest.raises(CorpusError):
+        build_corpus(directory_config(speaker_dirs_corpus), AudioConfig(), out, **SHORT)
+    assert (out / "manifest.csv").read_text() == before

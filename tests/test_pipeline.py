@@ -1,0 +1,191 @@
+"""The whole pipeline through DVC in a temporary project, and the experimenter's daily loop around it.
+
+One project is built once (module fixture) and then used in order: a full `dvc repro` and its no-op rerun,
+queued experiments on two workers, and an interrupted `dvc repro` that resumes. All on CPU, tiny models.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import make_project_copy, project_env, sys_bin
+
+pytest.importorskip("espeakng_loader")
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("pipeline")]
+
+SYSTEMS = {"stargan-vc2", "stargan-vc2-no-id", "source", "mean-var", "copy-synthesis"}
+
+
+def dvc(project: Path, *args: str, timeout: int = 900, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [sys_bin("dvc"), *args],
+        cwd=project,
+        env=project_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check:
+        assert result.returncode == 0, (
+            f"dvc {' '.join(args)}:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+        )
+    return result
+
+
+def mlflow_client(project: Path):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+
+
+def runs_of(project: Path, filter_string: str = "") -> list:
+    client = mlflow_client(project)
+    exp = client.get_experiment_by_name("pipeline-test")
+    return client.search_runs([exp.experiment_id], filter_string=filter_string, max_results=1000)
+
+
+def git_commit_all(project: Path, message: str) -> None:
+    for cmd in (
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", message],
+    ):
+        subprocess.run(cmd, cwd=project, check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    project = make_project_copy(tmp_path_factory.mktemp("pipeline") / "project")
+    dvc(project, "repro")
+    return project
+
+
+def test_repro_writes_every_stage_and_the_report(project: Path) -> None:
+    manifest = (project / "data/corpus/manifest.csv").read_text().splitlines()
+    assert len(manifest) == 1 + 3 * 6 and manifest[0].startswith(
+        "speaker,utt_id,split,path,duration,sample_rate"
+    )
+    report = (project / "reports/report.md").read_text()
+    metrics = json.loads((project / "reports/metrics.json").read_text())
+    assert set(metrics) == SYSTEMS and all(f"| {name} |" in report for name in SYSTEMS)
+    assert all(math.isfinite(m["mcd_db"]) and m["n"] == 6 for m in metrics.values())
+    assert metrics["copy-synthesis"]["mcd_db"] < metrics["source"]["mcd_db"]
+    shown = dvc(project, "metrics", "show", "--json").stdout
+    assert "mcd_db" in shown
+
+
+def test_second_repro_is_a_no_op(project: Path) -> None:
+    again = dvc(project, "repro", timeout=300)
+    assert "Running stage" not in again.stdout and "Data and pipelines are up to date" in again.stdout
+
+
+def test_mlflow_holds_each_experiment_with_training_and_evaluation(project: Path) -> None:
+    client = mlflow_client(project)
+    exp = client.get_experiment_by_name("pipeline-test")
+    assert exp.artifact_location == (project / "mlartifacts").as_uri()
+    runs = {r.info.run_name: r for r in runs_of(project)}
+    trained = json.loads((project / "models/stargan-vc2/train.json").read_text())
+    run = runs["stargan-vc2"]
+    assert run.info.run_id == trained["mlflow_run_id"] and run.info.status == "FINISHED"
+    assert {"g/cyc", "d/adv", "eval/mcd_db", "eval/mcd_db_ci_low"} <= set(run.data.metrics)
+    assert any(k.startswith("system/") for k in run.data.metrics)
+    assert run.data.params["train.lambdas.id"] == "5.0" and run.data.params["experiment"] == "stargan-vc2"
+    assert run.data.tags["mlflow.source.git.commit"]
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"model", "eval", "samples", "losses.tsv"} <= artifacts
+    assert {"baseline:source", "baseline:mean-var", "baseline:copy-synthesis"} <= set(runs)
+    parents = {
+        r.data.tags.get("mlflow.parentRunId") for r in runs.values() if r.data.tags.get("vc.kind") != "group"
+    }
+    assert len(parents) == 1 and None not in parents  # one `dvc repro` is one group
+
+
+def test_queued_experiments_on_two_workers_all_land_in_mlflow(project: Path) -> None:
+    git_commit_all(project, "pipeline outputs")  # queued experiments start from the committed state
+    names = []
+    for lr in ("0.0003", "0.0001"):
+        out = dvc(project, "exp", "run", "--queue", "-S", f"train.optimizer.lr_g={lr}").stdout
+        names.append(out.split("Queued experiment '")[1].split("'")[0])
+    subprocess.run(
+        [sys_bin("python"), "-m", "vc.tracking", "init"],
+        cwd=project,
+        env=project_env(),
+        check=True,
+        capture_output=True,
+    )
+    dvc(project, "queue", "start", "-j", "2")
+    deadline = time.time() + 900
+    while time.time() < deadline:
+        status = dvc(project, "queue", "status").stdout
+        if all(word not in status for word in ("Queued", "Running")):
+            break
+        time.sleep(5)
+    assert "Failed" not in status and status.count("Success") == 2, status
+    assert set(names) <= set(dvc(project, "exp", "list", "--name-only").stdout.split())
+    shown = dvc(project, "exp", "show", "--no-pager", "--md").stdout
+    assert all(name in shown for name in names) and "mcd_db" in shown
+
+    # the temporary workspaces are gone, yet every run, metric and artifact is readable
+    assert not list((project / ".dvc/tmp/exps").glob("tmp*"))
+    client = mlflow_client(project)
+    for name in names:
+        runs = runs_of(project, f"tags.`dvc.exp_name` = '{name}' and tags.`vc.stage` = 'train'")
+        assert {r.info.run_name for r in runs} == {"stargan-vc2", "stargan-vc2-no-id"}, name
+        for run in runs:
+            assert run.info.status == "FINISHED"
+            assert {"g/cyc", "eval/mcd_db"} <= set(run.data.metrics)
+            assert (
+                len(client.get_metric_history(run.info.run_id, "g/cyc")) == 3
+            )  # every logged step, none lost
+            local = client.download_artifacts(
+                run.info.run_id, "model/config.json", str(project / "dl" / name)
+            )
+            assert json.loads(Path(local).read_text())["experiment"]["name"] == run.info.run_name
+        lr = {r.data.params["train.optimizer.lr_g"] for r in runs}
+        assert len(lr) == 1 and lr != {"0.0002"}
+
+
+def test_sigterm_to_dvc_repro_checkpoints_and_the_next_repro_resumes(project: Path) -> None:
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["experiments"]["stargan-vc2"] = {
+        "train": {"iterations": 600, "checkpoint_every": 50, "optimizer": {"decay_start": 300}}
+    }
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    checkpoints = project / "models/stargan-vc2/checkpoints"
+    proc = subprocess.Popen(
+        [sys_bin("dvc"), "repro", "train@stargan-vc2"],
+        cwd=project,
+        env=project_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.time() + 300
+    while time.time() < deadline and not any(int(p.stem[5:]) >= 50 for p in checkpoints.glob("step-*.pt")):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)  # to DVC alone, as `kill <pid>` or a scheduler would
+    proc.communicate(timeout=120)
+    deadline = time.time() + 120  # DVC dies at once; training stops after its next iteration
+    while time.time() < deadline and not runs_of(project, "attributes.status = 'KILLED'"):
+        time.sleep(0.5)
+    killed = runs_of(project, "attributes.status = 'KILLED'")
+    assert len(killed) == 1 and killed[0].info.run_name == "stargan-vc2"
+    stopped_at = max(int(p.stem[5:]) for p in checkpoints.glob("step-*.pt"))
+    assert 50 <= stopped_at < 600
+    assert not runs_of(project, "attributes.status = 'RUNNING'")
+
+    resumed = dvc(project, "repro", "train@stargan-vc2")
+    assert f"resumed from {checkpoints / f'step-{stopped_at:08d}.pt'}" in resumed.stdout + resumed.stderr
+    done = json.loads((project / "models/stargan-vc2/train.json").read_text())
+    assert done["iterations"] == 600
+    run = mlflow_client(project).get_run(done["mlflow_run_id"])
+    assert run.info.status == "FINISHED" and run.data.tags["vc.resumed_from_iteration"] == str(stopped_at)
+    history = mlflow_client(project).get_metric_history(run.info.run_id, "g/cyc")
+    steps = sorted(m.step for m in history)
+    assert steps[0] == 2 and steps[-1] == 600  # the whole curve, before and after the interruption

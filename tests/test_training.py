@@ -1,0 +1,141 @@
+"""The trainer: checkpoints that resume exactly, configuration fingerprints, crops, learning-rate decay."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vc.config import ExperimentConfig
+from vc.configlib import build
+from vc.training.checkpoint import latest_checkpoint, load_checkpoint
+from vc.training.data import CropError, FeatureBank
+from vc.training.trainer import Trainer, TrainingInterrupted
+
+
+def make_exp(**train) -> ExperimentConfig:
+    """A tiny experiment: widths of 4, 2 residual blocks, 64-frame crops."""
+    base = {
+        "iterations": 12,
+        "batch_size": 4,
+        "crop_frames": 64,
+        "log_every": 3,
+        "checkpoint_every": 5,
+        "num_threads": 1,
+    }
+    base.update(train)
+    base.setdefault("optimizer", {"decay_start": base["iterations"] // 2})
+    model = {"generator": {"channels": 4, "res_blocks": 2}, "discriminator": {"channels": 4}}
+    return build(ExperimentConfig, {"name": "tiny", "model": model, "train": base})
+
+
+def make_bank(crop: int = 64, speakers: int = 3) -> FeatureBank:
+    rng = np.random.default_rng(0)
+    feats = {
+        f"s{i}": [rng.standard_normal((100 + 10 * j, 12)) + i for j in range(3)] for i in range(speakers)
+    }
+    return FeatureBank(feats, list(feats), crop)
+
+
+def weights(trainer: Trainer) -> dict[str, torch.Tensor]:
+    return {
+        f"{name}.{k}": v.clone()
+        for name, m in trainer.state.modules().items()
+        for k, v in m.state_dict().items()
+    }
+
+
+def test_batches_pair_each_source_with_a_different_target_and_are_keyed_by_step() -> None:
+    bank = make_bank()
+    batch = bank.sample(64, FeatureBank.rng(0, 0, 5, 0))
+    assert batch.x.shape == batch.y.shape == (64, 12, 64)
+    assert (batch.src != batch.tgt).all() and set(batch.tgt.tolist()) == {0, 1, 2}
+    again = bank.sample(64, FeatureBank.rng(0, 0, 5, 0))
+    assert torch.equal(batch.x, again.x) and torch.equal(batch.tgt, again.tgt)
+    other = bank.sample(64, FeatureBank.rng(0, 1, 5, 0))  # another rank draws other items
+    assert not torch.equal(batch.x, other.x)
+
+
+def test_crop_longer_than_every_utterance_is_rejected() -> None:
+    with pytest.raises(CropError, match=r"crop_frames = 500 is longer than every training utterance.*'s0'"):
+        make_bank(crop=500)
+
+
+def test_interrupted_run_resumes_to_the_same_weights_and_losses(tmp_path: Path) -> None:
+    exp = make_exp()
+    whole = Trainer(exp, make_bank(), tmp_path / "whole", progress=False)
+    whole.fit()
+
+    def interrupt(step: int, _row: dict) -> None:
+        if step == 6:
+            os.kill(os.getpid(), signal.SIGTERM)  # what `kill` or DVC sends; handled after this iteration
+
+    first = Trainer(exp, make_bank(), tmp_path / "split", progress=False, on_log=interrupt)
+    with pytest.raises(TrainingInterrupted) as info:
+        first.fit()
+    assert info.value.step == 6 and info.value.signum == signal.SIGTERM
+    assert latest_checkpoint(tmp_path / "split").name == "step-00000006.pt"
+
+    resumed = Trainer(exp, make_bank(), tmp_path / "split", progress=False)
+    assert resumed.maybe_resume() and resumed.state.step == 6
+    resumed.fit(resume=False)
+    assert resumed.state.step == whole.state.step == 12
+    a, b = weights(whole), weights(resumed)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert [r["g/cyc"] for r in resumed.state.history] == [r["g/cyc"] for r in whole.state.history]
+    assert [r["step"] for r in resumed.state.history] == [3, 6, 9, 12]
+    # optimizer state and schedule survived too: the learning rate decayed to 0 at the end in both
+    assert resumed.state.opt_g.param_groups[0]["lr"] == whole.state.opt_g.param_groups[0]["lr"] == 0.0
+
+
+def test_checkpoint_is_complete_and_loads_weights_only(tmp_path: Path) -> None:
+    Trainer(make_exp(iterations=5), make_bank(), tmp_path, progress=False).fit()
+    ckpt = load_checkpoint(latest_checkpoint(tmp_path))  # weights_only=True inside
+    assert ckpt["step"] == 5 and ckpt["speakers"] == ["s0", "s1", "s2"]
+    assert {"generator", "discriminator"} <= set(ckpt["models"]) and set(ckpt["optimizers"]) == {"g", "d"}
+    assert ckpt["config"]["train"]["iterations"] == 5 and "vc_version" in ckpt and "torch" in ckpt["rng"]
+    assert not list(tmp_path.glob("*.tmp*"))
+
+
+def test_keeps_only_the_newest_checkpoints(tmp_path: Path) -> None:
+    Trainer(
+        make_exp(iterations=12, checkpoint_every=2, keep_checkpoints=2), make_bank(), tmp_path, progress=False
+    ).fit()
+    assert sorted(p.name for p in tmp_path.glob("step-*.pt")) == ["step-00000010.pt", "step-00000012.pt"]
+
+
+def test_checkpoints_of_another_configuration_are_not_resumed(tmp_path: Path) -> None:
+    Trainer(make_exp(iterations=5), make_bank(), tmp_path, fingerprint="A", progress=False).fit()
+    other = Trainer(make_exp(iterations=5), make_bank(), tmp_path, fingerprint="B", progress=False)
+    assert not other.maybe_resume() and other.state.step == 0
+    assert latest_checkpoint(tmp_path) is None  # stale checkpoints removed
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        {"d_steps_per_g": 2},
+        {"optimizer": {"name": "rmsprop", "decay": "none"}},
+        {"adv_loss": "hinge", "lambdas": {"fm": 1.0}},
+    ],
+)
+def test_training_variants_run(variant: dict, tmp_path: Path) -> None:
+    trainer = Trainer(make_exp(iterations=3, **variant), make_bank(), tmp_path, progress=False)
+    state = trainer.fit()
+    assert state.step == 3 and all(np.isfinite(v) for v in state.history[-1].values())
+
+
+def test_learning_rate_decays_linearly_from_decay_start(tmp_path: Path) -> None:
+    trainer = Trainer(
+        make_exp(iterations=10, optimizer={"decay_start": 5}, log_every=1),
+        make_bank(),
+        tmp_path,
+        progress=False,
+    )
+    lrs = [row["lr/g"] for row in trainer.fit().history]
+    assert lrs[:5] == pytest.approx([2e-4] * 5)
+    assert lrs[5:] == pytest.approx([2e-4 * f for f in (0.8, 0.6, 0.4, 0.2, 0.0)])

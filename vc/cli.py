@@ -1,0 +1,60 @@
+"""The `vc` command: convert wav files with a trained model folder.
+
+vc convert --model models/stargan-vc2/model --source-speaker low1 --target-speaker high2 in.wav out.wav
+vc speakers --model models/stargan-vc2/model
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from vc.features.stats import StatsError
+from vc.io import AudioReadError
+from vc.model_store import ModelLoadError, load_model
+
+log = logging.getLogger("vc")
+
+
+def _convert(args: argparse.Namespace) -> None:
+    from vc.conversion import convert_wav
+
+    model = load_model(args.model)
+    seconds = convert_wav(
+        model, args.input, args.output, args.source_speaker, args.target_speaker, args.vocoder
+    )
+    log.info("wrote %s (%.2f s, %s -> %s)", args.output, seconds, args.source_speaker, args.target_speaker)
+
+
+def _speakers(args: argparse.Namespace) -> None:
+    for name in load_model(args.model).speakers:
+        sys.stdout.write(name + "\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="vc", description="StarGAN-VC2 voice conversion")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    sub = parser.add_subparsers(dest="command", required=True)
+    conv = sub.add_parser("convert", help="convert a wav file (any sample rate) to another speaker's voice")
+    conv.add_argument("--model", required=True, help="a model folder (models/<experiment>/model)")
+    conv.add_argument("--source-speaker", required=True)
+    conv.add_argument("--target-speaker", required=True)
+    conv.add_argument("--vocoder", default="world")
+    conv.add_argument("input", help="input wav")
+    conv.add_argument("output", help="output wav (written at the model's sample rate)")
+    conv.set_defaults(func=_convert)
+    spk = sub.add_parser("speakers", help="list the speakers a model knows")
+    spk.add_argument("--model", required=True)
+    spk.set_defaults(func=_speakers)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        args.func(args)
+    except (ModelLoadError, StatsError, AudioReadError, ValueError) as err:
+        log.error("%s", err)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Corpora: the synthesized embedded default, real corpora from their usual layouts, preparation, splits."""

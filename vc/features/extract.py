@@ -1,0 +1,156 @@
+"""Analyse a prepared corpus into per-utterance WORLD feature files, in parallel processes.
+
+Output folder: ``<speaker>/<utt>.npz`` (see :class:`vc.features.world.WorldFeatures`), ``index.csv`` (one row
+per manifest row: frames, voiced frames, mean F0, status) and ``summary.json`` (per speaker: utterances,
+seconds, mean F0; and the analysis real-time factor).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from vc.config import FeaturesConfig
+from vc.features.world import analyze, load_features
+from vc.io import AudioReadError, atomic_dir, read_audio, write_json
+from vc.parallel import parallel_map
+
+__all__ = [
+    "AnalysisJob",
+    "FeatureError",
+    "analyze_corpus",
+    "analyze_file",
+    "load_corpus_features",
+    "read_index",
+]
+
+log = logging.getLogger(__name__)
+
+
+class FeatureError(ValueError):
+    """An utterance cannot be analysed (unreadable, no voiced frames); the message names the file."""
+
+
+@dataclass(frozen=True)
+class AnalysisJob:
+    """One utterance to analyse: its prepared wav, the .npz to write, the analysis settings."""
+
+    wav_path: Path
+    out_path: Path
+    cfg: FeaturesConfig
+
+
+def analyze_file(job: AnalysisJob) -> dict:
+    """Analyse one wav and save its features; bad input comes back as ``status=bad`` with the reason."""
+    try:
+        wav, fs = read_audio(job.wav_path)
+    except AudioReadError as err:
+        return {"status": "bad", "note": str(err)}
+    start = time.perf_counter()
+    feats = analyze(wav, fs, job.cfg)
+    seconds = time.perf_counter() - start
+    voiced = int(feats.voiced.sum())
+    if voiced == 0:
+        return {
+            "status": "bad",
+            "note": f"{job.wav_path}: no voiced frames (F0 is 0 everywhere; "
+            f"f0_floor={job.cfg.f0_floor}, f0_ceil={job.cfg.f0_ceil})",
+            "frames": len(feats.f0),
+        }
+    feats.save(job.out_path)
+    return {
+        "status": "ok",
+        "note": "",
+        "frames": len(feats.f0),
+        "voiced_frames": voiced,
+        "mean_f0": round(float(feats.f0[feats.voiced].mean()), 2),
+        "analysis_seconds": seconds,
+    }
+
+
+def analyze_corpus(
+    manifest: pd.DataFrame,
+    corpus_dir: str | Path,
+    out_dir: str | Path,
+    cfg: FeaturesConfig,
+    *,
+    on_bad_file: str = "error",
+) -> pd.DataFrame:
+    """Analyse every usable manifest row; return the feature index (also written to ``out_dir``)."""
+    corpus_dir = Path(corpus_dir)
+    rows = manifest[(manifest["status"] == "ok") & (manifest["split"].isin(["train", "eval"]))]
+    rows = rows[["speaker", "utt_id", "split", "duration", "path"]].reset_index(drop=True)
+    wavs = [corpus_dir / p for p in rows.pop("path")]
+    paths = [Path(spk) / f"{utt}.npz" for spk, utt in zip(rows["speaker"], rows["utt_id"], strict=True)]
+    with atomic_dir(out_dir) as tmp:
+        jobs = [AnalysisJob(wav, tmp / path, cfg) for wav, path in zip(wavs, paths, strict=True)]
+        wall = time.perf_counter()
+        results = pd.DataFrame(parallel_map(analyze_file, jobs, workers=cfg.workers, desc="WORLD analysis"))
+        wall = time.perf_counter() - wall
+        index = pd.concat([rows, results], axis=1)
+        index["path"] = [str(p) for p in paths]
+        bad = index["status"] == "bad"
+        if bad.any():
+            if on_bad_file == "error":
+                more = f" (and {int(bad.sum()) - 1} more)" if bad.sum() > 1 else ""
+                raise FeatureError(
+                    index.loc[bad, "note"].iloc[0]
+                    + more
+                    + ". Set corpus.on_bad_file: skip to skip such files."
+                )
+            for note in index.loc[bad, "note"]:
+                log.warning("skipping: %s", note)
+            index.loc[bad, "status"] = "skipped"
+        index.to_csv(tmp / "index.csv", index=False)
+        summary = features_summary(index, wall)
+        write_json(tmp / "summary.json", summary)
+    log.info(
+        "analysed %.1f s of audio in %.1f s (real-time factor %.3f)",
+        summary["audio_seconds"],
+        wall,
+        summary["real_time_factor"],
+    )
+    return index
+
+
+def features_summary(index: pd.DataFrame, wall_seconds: float) -> dict:
+    ok = index[index["status"] == "ok"]
+    speakers = {}
+    for spk, g in ok.groupby("speaker", sort=False):
+        speakers[spk] = {
+            "utterances": len(g),
+            "seconds": round(float(g["duration"].sum()), 2),
+            "mean_f0_hz": round(float(np.average(g["mean_f0"], weights=g["voiced_frames"])), 1),
+        }
+    audio = float(ok["duration"].sum())
+    return {
+        "speakers": speakers,
+        "audio_seconds": round(audio, 2),
+        "wall_seconds": round(wall_seconds, 2),
+        "real_time_factor": round(wall_seconds / audio, 4) if audio else None,
+    }
+
+
+def read_index(features_dir: str | Path) -> pd.DataFrame:
+    path = Path(features_dir) / "index.csv"
+    if not path.is_file():
+        raise FeatureError(f"{path}: no feature index (run the features stage first)")
+    return pd.read_csv(
+        path, dtype={"utt_id": str, "speaker": str, "split": str, "note": str}, keep_default_na=False
+    )
+
+
+def load_corpus_features(features_dir: str | Path, split: str) -> dict[str, list]:
+    """``{speaker: [WorldFeatures, ...]}`` for the usable utterances of ``split`` (train or eval)."""
+    features_dir = Path(features_dir)
+    index = read_index(features_dir)
+    index = index[(index["status"] == "ok") & (index["split"] == split)]
+    out: dict[str, list] = {}
+    for spk, path in zip(index["speaker"], index["path"], strict=True):
+        out.setdefault(spk, []).append(load_features(features_dir / path))
+    return out

@@ -1,0 +1,165 @@
+"""Normalisation statistics: one file that travels with the model (speakers, scaler, log-F0, codec).
+
+- Spectral features are standardised by scikit-learn ``StandardScaler``\\ s fitted incrementally on the
+  training frames: one for all speakers (``global``) or one per speaker (``per_speaker``).
+- Per speaker: mean and standard deviation of log F0 over voiced training frames (for the log-Gaussian
+  normalised F0 transform), and the unscaled mean and standard deviation of every spectral coefficient
+  (for the ``mean-var`` baseline).
+- The speaker list fixes the speaker codes: speaker ``i`` of the list is code ``i`` of the model.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.preprocessing import StandardScaler
+
+from vc.config import FeaturesConfig
+from vc.features.world import SpectralCodec, WorldFeatures
+from vc.io import write_json
+
+__all__ = ["FeatureStats", "StatsError", "fit_stats"]
+
+
+class StatsError(ValueError):
+    """Statistics are missing, inconsistent, or asked for an unknown speaker (named in the message)."""
+
+
+@dataclass
+class FeatureStats:
+    speakers: list[str]
+    scaler: str  # "global" | "per_speaker"
+    mean: np.ndarray  # (1 or S, D): the scaler's mean per row
+    scale: np.ndarray  # (1 or S, D): the scaler's standard deviation per row
+    logf0_mean: np.ndarray  # (S,)
+    logf0_std: np.ndarray  # (S,)
+    spectral_mean: np.ndarray  # (S, D) unscaled, per speaker
+    spectral_std: np.ndarray  # (S, D) unscaled, per speaker
+    codec: SpectralCodec
+    frame_period: float
+    train_frames: dict[str, int]
+
+    # -------------------------------------------------------------------------------------- lookups
+    def index(self, speaker: str) -> int:
+        """The model's code for ``speaker``."""
+        try:
+            return self.speakers.index(speaker)
+        except ValueError:
+            raise StatsError(
+                f"unknown speaker '{speaker}'; known speakers: {', '.join(self.speakers)}"
+            ) from None
+
+    def _row(self, speaker: str) -> int:
+        return self.index(speaker) if self.scaler == "per_speaker" else 0
+
+    def normalize(self, spectral: np.ndarray, speaker: str) -> np.ndarray:
+        """``(T, D)`` -> ``(T, D)`` standardised with ``speaker``'s scaler (the global one if global)."""
+        row = self._row(speaker)
+        return (spectral - self.mean[row]) / self.scale[row]
+
+    def denormalize(self, spectral: np.ndarray, speaker: str) -> np.ndarray:
+        row = self._row(speaker)
+        return spectral * self.scale[row] + self.mean[row]
+
+    def convert_f0(self, f0: np.ndarray, source: str, target: str) -> np.ndarray:
+        """Log-Gaussian normalised transform of F0 ``(T,)``: voiced frames map source -> target stats."""
+        s, t = self.index(source), self.index(target)
+        out = np.zeros_like(f0, dtype=np.float64)
+        voiced = f0 > 0
+        z = (np.log(f0[voiced]) - self.logf0_mean[s]) / self.logf0_std[s]
+        out[voiced] = np.exp(z * self.logf0_std[t] + self.logf0_mean[t])
+        return out
+
+    # ---------------------------------------------------------------------------------------- file
+    def save(self, path: str | Path) -> None:
+        write_json(
+            path,
+            {
+                "speakers": self.speakers,
+                "scaler": self.scaler,
+                "mean": self.mean.tolist(),
+                "scale": self.scale.tolist(),
+                "logf0_mean": self.logf0_mean.tolist(),
+                "logf0_std": self.logf0_std.tolist(),
+                "spectral_mean": self.spectral_mean.tolist(),
+                "spectral_std": self.spectral_std.tolist(),
+                "codec": asdict(self.codec),
+                "frame_period": self.frame_period,
+                "train_frames": self.train_frames,
+            },
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> FeatureStats:
+        path = Path(path)
+        if not path.is_file():
+            raise StatsError(f"{path}: no statistics file (run the stats stage first)")
+        try:
+            d = json.loads(path.read_text(encoding="utf-8"))
+            arrays = {
+                k: np.asarray(d[k], dtype=np.float64)
+                for k in ("mean", "scale", "logf0_mean", "logf0_std", "spectral_mean", "spectral_std")
+            }
+            return cls(
+                speakers=list(d["speakers"]),
+                scaler=d["scaler"],
+                codec=SpectralCodec(**d["codec"]),
+                frame_period=float(d["frame_period"]),
+                train_frames=dict(d["train_frames"]),
+                **arrays,
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise StatsError(f"{path}: not a valid statistics file ({err})") from None
+
+    @property
+    def dim(self) -> int:
+        return int(self.mean.shape[1])
+
+
+def fit_stats(train: dict[str, list[WorldFeatures]], cfg: FeaturesConfig, scaler: str) -> FeatureStats:
+    """Fit statistics on training features ``{speaker: [WorldFeatures, ...]}`` (speakers in that order)."""
+    speakers = list(train)
+    if len(speakers) < 2:
+        raise StatsError(f"need training features of at least 2 speakers, got {len(speakers)}")
+    first = train[speakers[0]][0]
+    codec = SpectralCodec.from_config(cfg, first.sample_rate)
+    glob = StandardScaler()
+    rows, logf0_mean, logf0_std, spk_mean, spk_std, frames = [], [], [], [], [], {}
+    for spk in speakers:
+        per = StandardScaler()
+        voiced_logf0 = []
+        for feats in train[spk]:
+            if feats.spectral.shape[1] != codec.dim or feats.sample_rate != codec.sample_rate:
+                raise StatsError(
+                    f"speaker '{spk}': features of dim {feats.spectral.shape[1]} at "
+                    f"{feats.sample_rate} Hz, expected {codec.dim} at {codec.sample_rate} Hz"
+                )
+            per.partial_fit(feats.spectral)
+            glob.partial_fit(feats.spectral)
+            voiced_logf0.append(np.log(feats.f0[feats.voiced]))
+        logf0 = np.concatenate(voiced_logf0)
+        if logf0.size < 2:
+            raise StatsError(f"speaker '{spk}': fewer than 2 voiced training frames")
+        logf0_mean.append(logf0.mean())
+        logf0_std.append(logf0.std())
+        spk_mean.append(per.mean_)
+        spk_std.append(per.scale_)
+        frames[spk] = int(per.n_samples_seen_)
+        rows.append(per)
+    chosen = [glob] if scaler == "global" else rows
+    return FeatureStats(
+        speakers=speakers,
+        scaler=scaler,
+        mean=np.stack([s.mean_ for s in chosen]),
+        scale=np.stack([s.scale_ for s in chosen]),
+        logf0_mean=np.asarray(logf0_mean),
+        logf0_std=np.asarray(logf0_std),
+        spectral_mean=np.stack(spk_mean),
+        spectral_std=np.stack(spk_std),
+        codec=codec,
+        frame_period=first.frame_period,
+        train_frames=frames,
+    )

@@ -1,0 +1,1 @@
+"""Training: the StarGAN-VC2 objective and the training loop."""
