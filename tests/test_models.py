@@ -258,3 +258,28 @@ def test_fold_conv_matches_conv2d(out_channels: int, kernel: tuple[int, int]) ->
     torch.testing.assert_close(x1.grad, x2.grad, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(fold.weight.grad, plain.weight.grad, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(fold.bias.grad, plain.bias.grad, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("topology", ["2-1-2d", "2d", "1d"])
+def test_residual_width_is_its_own_param(topology: str) -> None:
+    wide = Generator(NUM_SPEAKERS, 35, **make_args(topology=topology, res_channels=24))
+    assert all(block.conv.conv.in_channels == 24 for block in wide.res)
+    x = torch.randn(2, 35, 64)
+    assert wide(x, *codes(2)).shape == x.shape
+    default = Generator(NUM_SPEAKERS, 35, **make_args(topology=topology))
+    assert all(block.conv.conv.in_channels == 8 for block in default.res)  # 2 * channels, as in the paper
+
+
+def test_mean_pooling_is_sum_pooling_scaled_by_the_map_size() -> None:
+    torch.manual_seed(0)
+    summed = Discriminator(NUM_SPEAKERS, 35, **make_d_args(pooling="sum"))
+    mean = Discriminator(NUM_SPEAKERS, 35, **make_d_args(pooling="mean"))
+    mean.load_state_dict(summed.state_dict())
+    x = torch.randn(3, 35, 64)
+    out_sum, feats = summed(x, *codes(3))
+    out_mean, _ = mean(x, *codes(3))
+    size = feats[-1].shape[2] * feats[-1].shape[3]
+    bias = summed.linear.bias
+    torch.testing.assert_close((out_sum - bias) / size, out_mean - bias)
+    with pytest.raises(ValueError, match="pooling"):
+        Discriminator(NUM_SPEAKERS, 35, **make_d_args(pooling="max"))
