@@ -10,21 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import write_tiny_features
+from conftest import ROOT, TINY_PARAMS_OVERRIDES, write_tiny_features
 
-ROOT = Path(__file__).resolve().parents[1]
 
 TINY = {
-    "model": {"generator": {"channels": 4, "res_blocks": 1}, "discriminator": {"channels": 4}},
-    "train": {
-        "iterations": 6,
-        "batch_size": 4,
-        "crop_frames": 64,
-        "log_every": 2,
-        "checkpoint_every": 3,
-        "num_threads": 1,
-        "optimizer": {"decay_start": 3},
-    },
+    "model": TINY_PARAMS_OVERRIDES["model"],
+    "train": TINY_PARAMS_OVERRIDES["train"],
     "experiments": {"tiny": {}},
     "tracking": {"experiment": "ddp-test"},
 }

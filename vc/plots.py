@@ -39,7 +39,7 @@ def plot_mcep_panels(
         ax.set_xlabel("time (s)")
     axes[0].set_ylabel("mel-cepstral coefficient")
     fig.colorbar(im, ax=axes.tolist(), shrink=0.8)
-    fig.suptitle(title)
+    fig.suptitle(title, y=1.04)
     _save(fig, path)
 
 
