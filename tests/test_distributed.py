@@ -12,7 +12,6 @@ import torch
 import yaml
 from conftest import ROOT, TINY_PARAMS_OVERRIDES, write_tiny_features
 
-
 TINY = {
     "model": TINY_PARAMS_OVERRIDES["model"],
     "train": TINY_PARAMS_OVERRIDES["train"],
