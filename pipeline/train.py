@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+import vc
 from pipeline.common import read_params, repo_root, run
 from vc.config import ExperimentConfig, Params
 from vc.configlib import flatten, to_dict
@@ -80,6 +81,8 @@ def stop_with_parent() -> None:
 
     ``dvc repro`` dies on SIGTERM without passing it on, which would leave training running as an orphan;
     with this, a SIGTERM to DVC reaches training, which checkpoints and stops (Ctrl-C reaches both anyway).
+    DVC starts stages through ``$SHELL -c``, and dash (``/bin/sh`` on Debian) stays in between as the
+    parent, so the stage command in dvc.yaml begins with ``exec``.
     """
     if not sys.platform.startswith("linux"):
         return
@@ -113,6 +116,62 @@ def _relaunch_with_torchrun(nproc: int) -> None:
     sys.exit(child.wait())
 
 
+def start_run(params: Params, exp: ExperimentConfig, params_path: Path) -> RunTracker:
+    """The experiment's MLflow run, under this `dvc repro`'s group, with every resolved param."""
+    commit = git_commit()
+    tags = {
+        "vc.experiment": exp.name,
+        "vc.stage": "train",
+        "mlflow.source.git.commit": commit or "",
+        "vc.version": vc.__version__,
+    }
+    return RunTracker.start(
+        params.tracking.experiment,
+        exp.name,
+        tags=tags,
+        params=mlflow_params(params, exp),
+        root=repo_root(),
+        parent_group=group_tag(params_path.read_text(), commit),
+    )
+
+
+def export(
+    out: Path,
+    state: TrainState,
+    exp: ExperimentConfig,
+    params: Params,
+    stats: FeatureStats,
+    tracker: RunTracker,
+    wall: float,
+    processes: int,
+) -> None:
+    """The stage's outputs (model folder, loss curves, summary), also logged to the MLflow run."""
+    final = state.history[-1] if state.history else {}
+    save_model(
+        out / "model",
+        state.generator,
+        exp,
+        params.features,
+        stats,
+        info={"iterations": state.step, "mlflow_run_id": tracker.run_id},
+    )
+    write_losses_tsv(out / "losses.tsv", state.history)
+    write_json(
+        out / "train.json",
+        {
+            "experiment": exp.name,
+            "mlflow_run_id": tracker.run_id,
+            "iterations": state.step,
+            "wall_seconds": round(wall, 1),
+            "processes": processes,
+            "final": {k: round(v, 5) for k, v in final.items() if k != "step"},
+        },
+    )
+    tracker.log_metrics({"train/wall_seconds": wall})
+    tracker.log_artifacts(out / "model", "model")
+    tracker.log_artifact(out / "losses.tsv")
+
+
 def main(args: argparse.Namespace) -> TrainState:
     """Train (or resume) the experiment; return the final state (on every rank)."""
     stop_with_parent()
@@ -126,25 +185,7 @@ def main(args: argparse.Namespace) -> TrainState:
     stats = FeatureStats.load(args.stats)
     bank = FeatureBank.from_features(load_corpus_features(features, "train"), stats, exp.train.crop_frames)
     dist = DistContext.from_env()
-
-    tracker = None
-    if dist.is_main:
-        root = repo_root()
-        commit = git_commit()
-        tags = {
-            "vc.experiment": exp.name,
-            "vc.stage": "train",
-            "mlflow.source.git.commit": commit or "",
-            "vc.version": __import__("vc").__version__,
-        }
-        tracker = RunTracker.start(
-            params.tracking.experiment,
-            exp.name,
-            tags=tags,
-            params=mlflow_params(params, exp),
-            root=root,
-            parent_group=group_tag(Path(args.params).read_text(), commit),
-        )
+    tracker = start_run(params, exp, Path(args.params)) if dist.is_main else None
     trainer = Trainer(
         exp,
         bank,
@@ -156,6 +197,7 @@ def main(args: argparse.Namespace) -> TrainState:
     start = time.perf_counter()
     try:
         if trainer.maybe_resume() and tracker is not None:
+            # the new run holds the whole curve: the rows before the interruption, then the rest
             tracker.set_tags({"vc.resumed_from_iteration": trainer.state.step})
             tracker.log_metric_rows(
                 [(int(r["step"]), {k: v for k, v in r.items() if k != "step"}) for r in trainer.state.history]
@@ -173,31 +215,8 @@ def main(args: argparse.Namespace) -> TrainState:
         dist.close()
         raise
     wall = time.perf_counter() - start
-
-    if dist.is_main:
-        assert tracker is not None
-        final = state.history[-1] if state.history else {}
-        save_model(
-            out / "model",
-            state.generator,
-            exp,
-            params.features,
-            stats,
-            info={"iterations": state.step, "mlflow_run_id": tracker.run_id},
-        )
-        write_losses_tsv(out / "losses.tsv", state.history)
-        summary = {
-            "experiment": exp.name,
-            "mlflow_run_id": tracker.run_id,
-            "iterations": state.step,
-            "wall_seconds": round(wall, 1),
-            "processes": dist.world_size,
-            "final": {k: round(v, 5) for k, v in final.items() if k != "step"},
-        }
-        write_json(out / "train.json", summary)
-        tracker.log_metrics({"train/wall_seconds": wall})
-        tracker.log_artifacts(out / "model", "model")
-        tracker.log_artifact(out / "losses.tsv")
+    if tracker is not None:
+        export(out, state, exp, params, stats, tracker, wall, dist.world_size)
         tracker.end("FINISHED")
         log.info(
             "trained %s: %d iterations in %.0f s; MLflow run %s", exp.name, state.step, wall, tracker.run_id
