@@ -23,6 +23,19 @@ def test_repository_params_are_valid_and_define_the_default_experiments() -> Non
     assert len(params.corpus.embedded.speakers) >= 4 and len(params.corpus.embedded.sentences) >= 40
 
 
+def test_ci_params_merge_into_valid_params() -> None:
+    from vc.configlib import deep_merge
+
+    merged = deep_merge(
+        yaml.safe_load((ROOT / "params.yaml").read_text()),
+        yaml.safe_load((ROOT / ".ci" / "params.yaml").read_text()),
+    )
+    params = load_params(merged)
+    assert params.train.iterations <= 50 and params.model.generator.channels <= 8
+    assert params.report.title.startswith("StarGAN-VC2 pipeline, CI configuration")
+    assert set(params.experiments) == set(read_params(ROOT / "params.yaml").experiments)
+
+
 def test_paper_preset_has_the_paper_widths() -> None:
     params = read_params(ROOT / "params.yaml")
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
