@@ -38,16 +38,31 @@ log = logging.getLogger("pipeline.train")
 
 # Settings that change how a run is executed or logged, not what it computes: a checkpoint stays valid.
 OPERATIONAL = ("log_every", "checkpoint_every", "keep_checkpoints", "device", "num_threads")
+# The code the stage depends on (its code deps in dvc.yaml), relative to the repository root. When DVC
+# re-runs the stage because one of them changed, the persistent checkpoints are stale: training starts over.
+TRAINING_CODE = ("pipeline/train.py", "vc/models", "vc/training", "vc/losses.py")
+CODE_ROOT = Path(__file__).resolve().parents[1]
 
 
-def fingerprint(exp: ExperimentConfig, stats_path: Path, index_path: Path) -> str:
-    """Hash of what training depends on: the experiment's math and the data it sees."""
+def fingerprint(
+    exp: ExperimentConfig, stats_path: Path, index_path: Path, code_root: Path = CODE_ROOT
+) -> str:
+    """Hash of what training depends on: the experiment's math, the data it sees and the training code.
+
+    A checkpoint resumes only when its fingerprint equals the current one, so `dvc repro` after an
+    interruption continues, and `dvc repro` after a change of params, data or code trains from step 0.
+    """
     cfg = to_dict(exp)
     for key in OPERATIONAL:
         cfg["train"].pop(key)
     h = hashlib.sha256(json.dumps(cfg, sort_keys=True).encode())
     h.update(stats_path.read_bytes())
     h.update(index_path.read_bytes())
+    for rel in TRAINING_CODE:
+        path = code_root / rel
+        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            h.update(file.relative_to(code_root).as_posix().encode())
+            h.update(file.read_bytes())
     return h.hexdigest()
 
 

@@ -78,6 +78,15 @@ def test_repro_writes_every_stage_and_the_report(project: Path) -> None:
     assert metrics["copy-synthesis"]["mcd_db"] < metrics["source"]["mcd_db"]
     shown = dvc(project, "metrics", "show", "--json").stdout
     assert "mcd_db" in shown
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"],
+        cwd=project,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    for_git = {line[3:] for line in status.splitlines()}  # data, models and MLflow stores are ignored
+    assert {p for p in for_git if not p.startswith("reports/")} == {"dvc.lock"}, for_git
 
 
 def test_second_repro_is_a_no_op(project: Path) -> None:
