@@ -273,7 +273,7 @@ class Trainer:
         if meta.get("fingerprint") != self.fingerprint or meta.get("speakers") != self.bank.speakers:
             if self.dist.is_main:
                 log.warning(
-                    "checkpoints in %s were made by another configuration or data; starting over",
+                    "checkpoints in %s were made by other params, data or training code; starting over",
                     self.checkpoint_dir,
                 )
                 for old in self.checkpoint_dir.glob("step-*.pt"):
