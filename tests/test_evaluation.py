@@ -183,3 +183,16 @@ def test_readme_states_exactly_the_recipe_the_code_runs() -> None:
     params = load_params(yaml.safe_load((root / "params.yaml").read_text()))
     recipe = recipe_markdown(params.features, params.evaluate, params.data.sample_rate)
     assert recipe in (root / "README.md").read_text()
+
+
+def test_committed_report_covers_every_default_system_and_states_the_current_recipe() -> None:
+    import yaml
+
+    from vc.config import load_params
+    from vc.report import check_report
+
+    root = Path(__file__).resolve().parents[1]
+    params = load_params(yaml.safe_load((root / "params.yaml").read_text()))
+    check_report(root / "reports", [*params.experiments, *params.baselines])
+    recipe = recipe_markdown(params.features, params.evaluate, params.data.sample_rate)
+    assert recipe in (root / "reports" / "report.md").read_text()
