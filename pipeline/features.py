@@ -19,6 +19,7 @@ def main(args: argparse.Namespace) -> None:
         args.out,
         params.features,
         on_bad_file=params.corpus.on_bad_file,
+        timing_path=args.timing,
     )
 
 
@@ -26,4 +27,5 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--corpus", default="data/corpus")
     parser.add_argument("--out", default="data/features")
+    parser.add_argument("--timing", default=None, help="JSON file for the wall time and real-time factor")
     run(main, parser)

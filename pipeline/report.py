@@ -23,7 +23,10 @@ def main(args: argparse.Namespace) -> None:
         title=params.report.title,
         recipe=recipe_markdown(params.features, params.evaluate, params.data.sample_rate),
         corpus_summary=json.loads((Path(args.corpus) / "summary.json").read_text()),
-        features_summary=json.loads((Path(args.features) / "summary.json").read_text()),
+        features_summary={
+            **json.loads((Path(args.features) / "summary.json").read_text()),
+            **json.loads(Path(args.features_timing).read_text()),
+        },
         experiments={n: params.experiment(n) for n in names},
         confidence=params.evaluate.confidence,
     )
@@ -37,5 +40,6 @@ if __name__ == "__main__":
     parser.add_argument("--eval", default="eval")
     parser.add_argument("--corpus", default="data/corpus")
     parser.add_argument("--features", default="data/features")
+    parser.add_argument("--features-timing", default="data/features-timing.json")
     parser.add_argument("--out", default="reports")
     run(main, parser)

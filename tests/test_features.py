@@ -103,6 +103,17 @@ def test_features_stage_writes_index_and_summary(speaker_dirs_corpus: Path, tmp_
     assert summary["speakers"]["spkA"]["mean_f0_hz"] == pytest.approx(110, rel=0.05)
     assert summary["speakers"]["spkB"]["mean_f0_hz"] == pytest.approx(210, rel=0.05)
 
+    # the same inputs give the same bytes (DVC sees a re-run as unchanged); timings go elsewhere
+    again, timing = tmp_path / "features-again", tmp_path / "timing.json"
+    analyze_corpus(
+        read_manifest(corpus / "manifest.csv"), corpus, again, FeaturesConfig(workers=1), timing_path=timing
+    )
+    files = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
+    assert all((out / f).read_bytes() == (again / f).read_bytes() for f in files)
+    timing = json.loads(timing.read_text())
+    assert timing["audio_seconds"] == summary["audio_seconds"] and 0 < timing["real_time_factor"] < 10
+
 
 def test_file_with_no_voiced_frames(speaker_dirs_corpus: Path, tmp_path: Path) -> None:
     from vc.corpus.build import read_manifest

@@ -92,6 +92,28 @@ def test_interrupted_run_resumes_to_the_same_weights_and_losses(tmp_path: Path) 
     assert resumed.state.opt_g.param_groups[0]["lr"] == whole.state.opt_g.param_groups[0]["lr"] == 0.0
 
 
+def test_repeated_sigterm_still_checkpoints_and_a_second_sigint_stops_at_once(tmp_path: Path) -> None:
+    def terminate_twice(step: int, _row: dict) -> None:
+        if step == 3:
+            os.kill(os.getpid(), signal.SIGTERM)  # e.g. the parent-death signal and a scheduler's, together
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    trainer = Trainer(make_exp(), make_bank(), tmp_path / "term", progress=False, on_log=terminate_twice)
+    with pytest.raises(TrainingInterrupted) as info:
+        trainer.fit()
+    assert info.value.step == 3 and latest_checkpoint(tmp_path / "term").name == "step-00000003.pt"
+
+    def interrupt_twice(step: int, _row: dict) -> None:
+        if step == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    trainer = Trainer(make_exp(), make_bank(), tmp_path / "int", progress=False, on_log=interrupt_twice)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit()
+    assert latest_checkpoint(tmp_path / "int") is None
+
+
 def test_checkpoint_is_complete_and_loads_weights_only(tmp_path: Path) -> None:
     Trainer(make_exp(iterations=5), make_bank(), tmp_path, progress=False).fit()
     ckpt = load_checkpoint(latest_checkpoint(tmp_path))  # weights_only=True inside

@@ -302,11 +302,20 @@ class Trainer:
     # -------------------------------------------------------------------------------------------- fit
     @contextlib.contextmanager
     def _signals(self) -> Iterator[None]:
-        """SIGINT/SIGTERM ask the loop to checkpoint and stop at the end of the current iteration."""
+        """SIGINT/SIGTERM ask the loop to checkpoint and stop at the end of the current iteration.
+
+        A second SIGINT (Ctrl-C again) stops at once. A repeated SIGTERM does not: one termination often
+        arrives several times (Linux repeats the parent-death signal as the child passes from one exiting
+        thread of a multi-threaded parent such as DVC to the next; a scheduler signals every process of a job
+        while torchrun passes it on), and it must still end with a checkpoint.
+        """
 
         def handler(signum: int, _frame: Any) -> None:
-            if self._stop_signal is not None:  # a second signal: stop now
-                raise KeyboardInterrupt
+            if self._stop_signal is not None:
+                if signum == signal.SIGINT:
+                    raise KeyboardInterrupt
+                log.info("%s received again; still saving a checkpoint first", signal.Signals(signum).name)
+                return
             log.warning("%s received: saving a checkpoint after this iteration", signal.Signals(signum).name)
             self._stop_signal = signum
 
