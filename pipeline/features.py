@@ -27,5 +27,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--corpus", default="data/corpus")
     parser.add_argument("--out", default="data/features")
-    parser.add_argument("--timing", default=None, help="JSON file for the wall time and real-time factor")
+    parser.add_argument(
+        "--timing",
+        default="data/features-timing.json",
+        help="JSON file for the wall time and real-time factor",
+    )
     run(main, parser)

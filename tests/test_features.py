@@ -14,6 +14,7 @@ from vc.corpus.build import build_corpus
 from vc.features.extract import FeatureError, analyze_corpus, load_corpus_features, read_index
 from vc.features.stats import FeatureStats, StatsError, fit_stats
 from vc.features.world import SpectralCodec, WorldFeatures, analyze, synthesize
+from vc.parallel import cpu_count
 
 FS = 16000
 
@@ -106,13 +107,14 @@ def test_features_stage_writes_index_and_summary(speaker_dirs_corpus: Path, tmp_
     # the same inputs give the same bytes (DVC sees a re-run as unchanged); timings go elsewhere
     again, timing = tmp_path / "features-again", tmp_path / "timing.json"
     analyze_corpus(
-        read_manifest(corpus / "manifest.csv"), corpus, again, FeaturesConfig(workers=1), timing_path=timing
+        read_manifest(corpus / "manifest.csv"), corpus, again, FeaturesConfig(workers=0), timing_path=timing
     )
     files = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
     assert all((out / f).read_bytes() == (again / f).read_bytes() for f in files)
     timing = json.loads(timing.read_text())
     assert timing["audio_seconds"] == summary["audio_seconds"] and 0 < timing["real_time_factor"] < 10
+    assert timing["workers"] == min(cpu_count(), len(index)) >= 1  # workers: 0 resolved to the CPUs used
 
 
 def test_file_with_no_voiced_frames(speaker_dirs_corpus: Path, tmp_path: Path) -> None:

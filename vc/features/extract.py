@@ -19,7 +19,7 @@ import pandas as pd
 from vc.config import FeaturesConfig
 from vc.features.world import analyze, load_features
 from vc.io import AudioReadError, atomic_dir, read_audio, write_json
-from vc.parallel import parallel_map
+from vc.parallel import parallel_map, resolve_workers
 
 __all__ = [
     "AnalysisJob",
@@ -116,7 +116,7 @@ def analyze_corpus(
         "audio_seconds": audio,
         "wall_seconds": round(wall, 2),
         "real_time_factor": round(wall / audio, 4) if audio else None,
-        "workers": cfg.workers,
+        "workers": resolve_workers(cfg.workers, len(paths)),  # the processes used (cfg: 0 means all CPUs)
     }
     if timing_path is not None:
         write_json(timing_path, timing)
