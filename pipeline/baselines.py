@@ -1,8 +1,12 @@
-"""Stage `baselines`: the floor and ceiling every experiment is framed by, scored by the same recipe.
+"""Stage `baselines`: the floor and ceiling every experiment is framed by, scored by the same recipe on the
+same held-out sentences, each distinct item once (:data:`vc.statistics.UNITS`):
 
-- ``source``: no conversion (the source's utterance against the target's utterance of the same sentence);
-- ``mean-var``: per-speaker mel-cepstral mean/variance matching plus the log-Gaussian F0 transform;
-- ``copy-synthesis``: the target analysed and resynthesised by WORLD (the vocoder's floor).
+- ``source``: no conversion (the source's utterance against the target's utterance of the same sentence),
+  once per unordered speaker pair and sentence (A->B and B->A compare the same two wavs);
+- ``mean-var``: per-speaker mel-cepstral mean/variance matching plus the log-Gaussian F0 transform, per
+  ordered pair and sentence;
+- ``copy-synthesis``: the target analysed and resynthesised by WORLD (the vocoder's floor), once per target
+  speaker and sentence.
 """
 
 from __future__ import annotations
@@ -17,10 +21,18 @@ from tqdm import tqdm
 from pipeline.common import read_params, repo_root, run
 from vc.conversion import mean_var_convert, vocode
 from vc.corpus.build import read_manifest
-from vc.evaluation import evaluation_plan, score_system, system_summary, write_system_results
+from vc.evaluation import (
+    evaluation_plan,
+    score_system,
+    system_summary,
+    usable_utterances,
+    write_system_results,
+)
+from vc.features.extract import read_index
 from vc.features.stats import FeatureStats
 from vc.features.world import load_features
 from vc.io import atomic_dir, write_wav
+from vc.statistics import UNITS, distinct_items
 from vc.tracking import RunTracker, git_commit, group_tag, log_evaluation
 
 log = logging.getLogger("pipeline.baselines")
@@ -29,19 +41,22 @@ log = logging.getLogger("pipeline.baselines")
 def synthesize_baseline(
     name: str, plan: pd.DataFrame, features: Path, stats: FeatureStats, vocoder: str, folder: Path
 ) -> pd.DataFrame:
-    """Write the baseline's wavs under ``folder``; return the plan with a ``path`` column ('' for source)."""
+    """Write the baseline's wavs under ``folder``; return the plan with a ``path`` column ('' for source).
+
+    ``plan`` holds the baseline's distinct items (``source, target, utt_id``, and ``pair`` for ``source``).
+    """
     if name == "source":
         return plan.assign(path="")
     paths = []
-    for src, tgt, utt in tqdm(plan.itertuples(index=False), total=len(plan), desc=name, leave=False):
+    rows = zip(plan["source"], plan["target"], plan["utt_id"], strict=True)
+    for src, tgt, utt in tqdm(rows, total=len(plan), desc=name, leave=False):
         if name == "copy-synthesis":
             feats = load_features(features / tgt / f"{utt}.npz")
             rel = Path(tgt) / f"{utt}.wav"
         else:
             feats = mean_var_convert(stats, load_features(features / src / f"{utt}.npz"), src, tgt)
             rel = Path(f"{src}__{tgt}") / f"{utt}.wav"
-        if not (folder / rel).exists():  # copy-synthesis of a target is shared by every source
-            write_wav(folder / rel, vocode(feats, stats, vocoder), stats.codec.sample_rate)
+        write_wav(folder / rel, vocode(feats, stats, vocoder), stats.codec.sample_rate)
         paths.append(str(folder / rel))
     return plan.assign(path=paths)
 
@@ -49,8 +64,11 @@ def synthesize_baseline(
 def main(args: argparse.Namespace) -> None:
     params = read_params(args.params)
     stats = FeatureStats.load(args.stats)
+    usable = usable_utterances(
+        read_manifest(Path(args.corpus) / "manifest.csv"), read_index(args.features), params.convert.split
+    )
     plan = evaluation_plan(
-        read_manifest(Path(args.corpus) / "manifest.csv"),
+        usable,
         stats.speakers,
         params.convert.pairs,
         params.convert.max_utterances,
@@ -60,8 +78,14 @@ def main(args: argparse.Namespace) -> None:
     with atomic_dir(args.converted) as wavs:
         results = {}
         for name in params.baselines:
+            unit = UNITS[name]
             items = synthesize_baseline(
-                name, plan, Path(args.features), stats, params.convert.vocoder, wavs / name
+                name,
+                distinct_items(plan, unit),
+                Path(args.features),
+                stats,
+                params.convert.vocoder,
+                wavs / name,
             )
             scores = score_system(
                 items,
@@ -71,7 +95,7 @@ def main(args: argparse.Namespace) -> None:
                 workers=params.evaluate.workers,
                 desc=f"evaluate {name}",
             )
-            results[name] = (scores, system_summary(name, "baseline", scores, params.evaluate))
+            results[name] = (scores, system_summary(name, "baseline", scores, params.evaluate, unit))
     with atomic_dir(args.out) as out:
         for name, (scores, summary) in results.items():
             write_system_results(out / name, summary, scores)

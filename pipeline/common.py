@@ -13,8 +13,9 @@ from typing import Any
 import yaml
 
 from vc.config import ConfigError, Params, load_params
+from vc.errors import InputError
 
-__all__ = ["add_common_args", "read_params", "repo_root", "run", "user_errors"]
+__all__ = ["add_common_args", "read_params", "repo_root", "run", "run_dir"]
 
 log = logging.getLogger("pipeline")
 
@@ -22,6 +23,11 @@ log = logging.getLogger("pipeline")
 def repo_root() -> Path:
     """The repository the stage belongs to: ``DVC_ROOT`` (set by DVC for stages) or the working directory."""
     return Path(os.environ.get("DVC_ROOT") or Path.cwd()).resolve()
+
+
+def run_dir(base: str | Path, experiment: str, seed: int) -> Path:
+    """Where one training run's files live under ``base``: ``<base>/<experiment>/seed-<seed>``."""
+    return Path(base) / experiment / f"seed-{seed}"
 
 
 def read_params(path: str | Path = "params.yaml") -> Params:
@@ -48,32 +54,6 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def user_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions that mean bad input (reported in one line), imported lazily to keep start-up fast."""
-    from vc.audio import SilentAudioError
-    from vc.corpus.build import CorpusError
-    from vc.corpus.layouts import CorpusLayoutError
-    from vc.corpus.split import SplitError
-    from vc.features.extract import FeatureError
-    from vc.features.stats import StatsError
-    from vc.io import AudioReadError
-    from vc.model_store import ModelLoadError
-    from vc.training.data import CropError
-
-    return (
-        ConfigError,
-        CorpusError,
-        CorpusLayoutError,
-        SplitError,
-        FeatureError,
-        StatsError,
-        AudioReadError,
-        ModelLoadError,
-        CropError,
-        SilentAudioError,
-    )
-
-
 def run(
     main: Callable[[argparse.Namespace], object],
     parser: argparse.ArgumentParser,
@@ -89,6 +69,6 @@ def run(
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         main(args)
-    except user_errors() as err:
+    except InputError as err:
         log.error("%s", err)
         sys.exit(2)

@@ -1,4 +1,5 @@
-"""Stage `convert@<experiment>`: convert every evaluation utterance for every speaker pair to wav."""
+"""Stage `convert@<experiment>-<seed>`: convert every held-out sentence (``convert.split``: test unless
+tuning) of every speaker pair to wav with one trained run."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from pipeline.common import read_params, run
+from pipeline.common import read_params, run, run_dir
 from vc.conversion import convert_features, vocode
 from vc.corpus.build import read_manifest
-from vc.evaluation import evaluation_plan
+from vc.evaluation import evaluation_plan, usable_utterances
+from vc.features.extract import read_index
 from vc.features.world import load_features
 from vc.io import atomic_dir, write_wav
 from vc.model_store import load_model
@@ -21,16 +23,18 @@ log = logging.getLogger("pipeline.convert")
 
 def main(args: argparse.Namespace) -> None:
     params = read_params(args.params)
-    params.experiment(args.experiment)  # an unknown name is an error naming the defined ones
-    model = load_model(Path(args.models) / args.experiment / "model")
+    exp = params.experiment(args.experiment, args.seed)  # unknown names are errors naming the defined ones
+    model = load_model(run_dir(args.models, exp.name, exp.train.seed) / "model")
     features = Path(args.features)
     plan = evaluation_plan(
-        read_manifest(Path(args.corpus) / "manifest.csv"),
+        usable_utterances(
+            read_manifest(Path(args.corpus) / "manifest.csv"), read_index(features), params.convert.split
+        ),
         model.speakers,
         params.convert.pairs,
         params.convert.max_utterances,
     )
-    out = Path(args.out) / args.experiment
+    out = run_dir(args.out, exp.name, exp.train.seed)
     with atomic_dir(out) as tmp:
         paths = []
         for src, tgt, utt in tqdm(plan.itertuples(index=False), total=len(plan), desc="convert", leave=False):
@@ -44,16 +48,19 @@ def main(args: argparse.Namespace) -> None:
             paths.append(str(rel))
         plan.assign(path=paths).to_csv(tmp / "index.csv", index=False)
     log.info(
-        "converted %d utterances (%d pairs) with %s",
+        "converted %d %s sentences (%d pairs) with %s, seed %d",
         len(plan),
+        params.convert.split,
         plan.groupby(["source", "target"]).ngroups,
-        args.experiment,
+        exp.name,
+        exp.train.seed,
     )
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--experiment", required=True)
+    parser.add_argument("--seed", type=int, default=None, help="one of `seeds` (default: the first)")
     parser.add_argument("--models", default="models")
     parser.add_argument("--features", default="data/features")
     parser.add_argument("--corpus", default="data/corpus")

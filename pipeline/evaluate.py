@@ -1,4 +1,5 @@
-"""Stage `evaluate@<experiment>`: score the converted wavs by the recipe; log into the training run."""
+"""Stage `evaluate@<experiment>-<seed>`: score one run's converted wavs by the recipe; log into its MLflow
+training run. ``scores.csv`` has one row per conversion, with the run's ``seed``."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.common import read_params, repo_root, run
+from pipeline.common import read_params, repo_root, run, run_dir
 from vc.evaluation import (
     RecipeAnalysis,
     analyze_wav_for_eval,
@@ -58,8 +59,9 @@ def sample_files(items: pd.DataFrame, converted: Path, corpus: Path, n: int) -> 
 
 def main(args: argparse.Namespace) -> None:
     params = read_params(args.params)
-    params.experiment(args.experiment)
-    converted = Path(args.converted) / args.experiment
+    exp = params.experiment(args.experiment, args.seed)
+    seed = exp.train.seed
+    converted = run_dir(args.converted, exp.name, seed)
     items = pd.read_csv(converted / "index.csv", dtype=str, keep_default_na=False)
     scores = score_system(
         items.assign(path=[str(converted / p) for p in items["path"]]),
@@ -68,8 +70,9 @@ def main(args: argparse.Namespace) -> None:
         params.evaluate,
         workers=params.evaluate.workers,
     )
-    summary = system_summary(args.experiment, "experiment", scores, params.evaluate)
-    out = Path(args.out) / args.experiment
+    scores.insert(3, "seed", seed)
+    summary = system_summary(exp.name, "experiment", scores, params.evaluate)
+    out = run_dir(args.out, exp.name, seed)
     write_system_results(out, summary, scores)
     figure = out / "mcep.png"
     mcep_figure(
@@ -77,11 +80,11 @@ def main(args: argparse.Namespace) -> None:
         converted / items["path"].iloc[0],
         Path(args.references),
         params.features,
-        f"{args.experiment}: {items['source'].iloc[0]} -> {items['target'].iloc[0]}",
+        f"{exp.name} (seed {seed}): {items['source'].iloc[0]} -> {items['target'].iloc[0]}",
         figure,
     )
 
-    model_dir = Path(args.models) / args.experiment
+    model_dir = run_dir(args.models, exp.name, seed)
     for name in ("train.json", "losses.tsv"):  # the report reads everything of an experiment from here
         shutil.copyfile(model_dir / name, out / name)
     train = json.loads((model_dir / "train.json").read_text())
@@ -92,8 +95,9 @@ def main(args: argparse.Namespace) -> None:
         log_evaluation(tracker, summary, files)
     o = summary["overall"]
     log.info(
-        "%s: MCD %.2f dB [%.2f, %.2f], log-F0 RMSE %.3f, F0 corr %.3f, MSD %.2f dB (%d utterances)",
-        args.experiment,
+        "%s seed %d: MCD %.2f dB [%.2f, %.2f], log-F0 RMSE %.3f, F0 corr %.3f, MSD %.2f dB (%d utterances)",
+        exp.name,
+        seed,
         o["mcd_db"],
         o["mcd_db_ci_low"],
         o["mcd_db_ci_high"],
@@ -107,6 +111,7 @@ def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--experiment", required=True)
+    parser.add_argument("--seed", type=int, default=None, help="one of `seeds` (default: the first)")
     parser.add_argument("--converted", default="converted/experiments")
     parser.add_argument("--references", default="eval/references")
     parser.add_argument("--models", default="models")

@@ -1,4 +1,4 @@
-"""Stage `references`: analyse every evaluation utterance once by the evaluation recipe (vc.evaluation)."""
+"""Stage `references`: analyse every held-out utterance of ``convert.split`` once by the evaluation recipe."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from pathlib import Path
 from pipeline.common import read_params, run
 from vc.config import FeaturesConfig
 from vc.corpus.build import read_manifest
-from vc.evaluation import analyze_wav_for_eval
+from vc.evaluation import analyze_wav_for_eval, usable_utterances
+from vc.features.extract import read_index
 from vc.io import atomic_dir
 from vc.parallel import parallel_map
 
@@ -28,8 +29,9 @@ def _analyze(job: _Job) -> None:
 def main(args: argparse.Namespace) -> None:
     params = read_params(args.params)
     corpus = Path(args.corpus)
-    manifest = read_manifest(corpus / "manifest.csv")
-    rows = manifest[(manifest["status"] == "ok") & (manifest["split"] == "eval")]
+    rows = usable_utterances(
+        read_manifest(corpus / "manifest.csv"), read_index(args.features), params.convert.split
+    )
     with atomic_dir(args.out) as tmp:
         jobs = [
             _Job(corpus / p, tmp / s / f"{u}.npz", params.features)
@@ -41,5 +43,6 @@ def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--corpus", default="data/corpus")
+    parser.add_argument("--features", default="data/features")
     parser.add_argument("--out", default="eval/references")
     run(main, parser)

@@ -16,7 +16,7 @@ log = logging.getLogger("pipeline.report")
 def main(args: argparse.Namespace) -> None:
     params = read_params(args.params)
     names = list(params.experiments)
-    results = load_results(args.eval, names, list(params.baselines))
+    results = load_results(args.eval, names, list(params.seeds), list(params.baselines))
     metrics = build_report(
         args.out,
         results,
@@ -28,10 +28,19 @@ def main(args: argparse.Namespace) -> None:
             **json.loads(Path(args.features_timing).read_text()),
         },
         experiments={n: params.experiment(n) for n in names},
-        confidence=params.evaluate.confidence,
+        evaluate=params.evaluate,
+        convert=params.convert,
+        reference=params.report.reference,
     )
     for name, m in metrics.items():
-        log.info("%-20s MCD %.2f dB [%.2f, %.2f]", name, m["mcd_db"], m["mcd_db_ci_low"], m["mcd_db_ci_high"])
+        log.info(
+            "%-20s MCD %.2f dB [%.2f, %.2f], n %d",
+            name,
+            m["mcd_db"],
+            m["mcd_db_ci_low"],
+            m["mcd_db_ci_high"],
+            m["n"],
+        )
     log.info("report written to %s", Path(args.out) / "report.md")
 
 

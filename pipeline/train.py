@@ -1,8 +1,11 @@
-"""Stage `train@<experiment>`: train one experiment, resuming from its checkpoints; record it in MLflow.
+"""Stage `train@<experiment>-<seed>`: train one experiment with one seed, resuming from its checkpoints;
+record it in MLflow.
 
-Outputs in ``models/<experiment>/``: ``checkpoints/`` (persistent across runs: an interrupted stage resumes),
-``model/`` (weights, config, statistics: all conversion needs), ``losses.tsv`` (DVC plots) and
-``train.json`` (the MLflow run id, wall time, final losses).
+Outputs in ``models/<experiment>/seed-<seed>/``: ``model/`` (weights, config, statistics: all conversion
+needs), ``losses.tsv`` (DVC plots) and ``train.json`` (the MLflow run id, wall time, final losses).
+Checkpoints go to ``checkpoints/<experiment>/seed-<seed>/``, outside DVC's outputs: an interrupted stage
+resumes from them, and a DVC experiment's temporary workspace (which lacks them) trains from the start,
+since DVC only re-runs this stage when its params, code or data changed.
 
 Multi-process training: ``torchrun --nproc_per_node N -m pipeline.train --experiment NAME``, or set
 ``VC_NPROC_PER_NODE=N`` and this stage starts torchrun itself (so ``dvc repro`` trains on N GPUs).
@@ -22,7 +25,8 @@ import time
 from pathlib import Path
 
 import vc
-from pipeline.common import read_params, repo_root, run
+from pipeline.codedeps import import_closure
+from pipeline.common import read_params, repo_root, run, run_dir
 from vc.config import ExperimentConfig, Params
 from vc.configlib import flatten, to_dict
 from vc.features.extract import load_corpus_features
@@ -38,16 +42,14 @@ log = logging.getLogger("pipeline.train")
 
 # Settings that change how a run is executed or logged, not what it computes: a checkpoint stays valid.
 OPERATIONAL = ("log_every", "checkpoint_every", "keep_checkpoints", "device", "num_threads")
-# The code the stage depends on (its code deps in dvc.yaml), relative to the repository root. When DVC
-# re-runs the stage because one of them changed, the persistent checkpoints are stale: training starts over.
-TRAINING_CODE = ("pipeline/train.py", "vc/models", "vc/training", "vc/losses.py")
 CODE_ROOT = Path(__file__).resolve().parents[1]
 
 
 def fingerprint(
     exp: ExperimentConfig, stats_path: Path, index_path: Path, code_root: Path = CODE_ROOT
 ) -> str:
-    """Hash of what training depends on: the experiment's math, the data it sees and the training code.
+    """Hash of what training depends on: the experiment's math (seed included), the data it sees and the
+    code this stage runs (every project module it imports, :func:`pipeline.codedeps.import_closure`).
 
     A checkpoint resumes only when its fingerprint equals the current one, so `dvc repro` after an
     interruption continues, and `dvc repro` after a change of params, data or code trains from step 0.
@@ -58,11 +60,9 @@ def fingerprint(
     h = hashlib.sha256(json.dumps(cfg, sort_keys=True).encode())
     h.update(stats_path.read_bytes())
     h.update(index_path.read_bytes())
-    for rel in TRAINING_CODE:
-        path = code_root / rel
-        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
-            h.update(file.relative_to(code_root).as_posix().encode())
-            h.update(file.read_bytes())
+    for file in import_closure("pipeline.train", code_root):
+        h.update(file.relative_to(code_root).as_posix().encode())
+        h.update(file.read_bytes())
     return h.hexdigest()
 
 
@@ -136,13 +136,14 @@ def start_run(params: Params, exp: ExperimentConfig, params_path: Path) -> RunTr
     commit = git_commit()
     tags = {
         "vc.experiment": exp.name,
+        "vc.seed": str(exp.train.seed),
         "vc.stage": "train",
         "mlflow.source.git.commit": commit or "",
         "vc.version": vc.__version__,
     }
     return RunTracker.start(
         params.tracking.experiment,
-        exp.name,
+        f"{exp.name}/seed-{exp.train.seed}",
         tags=tags,
         params=mlflow_params(params, exp),
         root=repo_root(),
@@ -175,6 +176,7 @@ def export(
         out / "train.json",
         {
             "experiment": exp.name,
+            "seed": exp.train.seed,
             "mlflow_run_id": tracker.run_id,
             "iterations": state.step,
             "wall_seconds": round(wall, 1),
@@ -194,8 +196,11 @@ def main(args: argparse.Namespace) -> TrainState:
     if nproc > 1 and "LOCAL_RANK" not in os.environ:
         _relaunch_with_torchrun(nproc)
     params = read_params(args.params)
-    exp = params.experiment(args.experiment)
-    out = Path(args.out or f"models/{exp.name}")
+    exp = params.experiment(args.experiment, args.seed)
+    out = Path(args.out) if args.out else run_dir("models", exp.name, exp.train.seed)
+    checkpoints = (
+        Path(args.checkpoints) if args.checkpoints else run_dir("checkpoints", exp.name, exp.train.seed)
+    )
     features = Path(args.features)
     stats = FeatureStats.load(args.stats)
     bank = FeatureBank.from_features(load_corpus_features(features, "train"), stats, exp.train.crop_frames)
@@ -204,7 +209,7 @@ def main(args: argparse.Namespace) -> TrainState:
     trainer = Trainer(
         exp,
         bank,
-        out / "checkpoints",
+        checkpoints,
         dist=dist,
         fingerprint=fingerprint(exp, Path(args.stats), features / "index.csv"),
         on_log=(lambda step, row: tracker.log_metrics(row, step)) if tracker else None,
@@ -245,7 +250,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--experiment", required=True, help="a name under `experiments:` in params.yaml")
     parser.add_argument("--features", default="data/features")
     parser.add_argument("--stats", default="data/stats.json")
-    parser.add_argument("--out", default=None, help="default: models/<experiment>")
+    parser.add_argument(
+        "--seed", type=int, default=None, help="one of `seeds` in params.yaml (default: the first)"
+    )
+    parser.add_argument("--out", default=None, help="default: models/<experiment>/seed-<seed>")
+    parser.add_argument("--checkpoints", default=None, help="default: checkpoints/<experiment>/seed-<seed>")
     return parser
 
 

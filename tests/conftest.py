@@ -100,7 +100,7 @@ def write_tiny_features(
                 {
                     "speaker": f"spk{s}",
                     "utt_id": f"u{u}",
-                    "split": "train" if u else "eval",
+                    "split": "train" if u else "test",
                     "duration": frames / 200,
                     "status": "ok",
                     "note": "",
@@ -119,7 +119,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY_PARAMS_OVERRIDES = {
     "corpus": {
         "min_train_utterances": 2,
-        "split": {"eval_utterances": 2},
+        "split": {"test_utterances": 2, "validation_utterances": 1},
         "embedded": {
             "speakers": {
                 "low": {"voice": "en-us+m1", "pitch": 30, "range": 50, "rate": 170},
@@ -150,7 +150,6 @@ TINY_PARAMS_OVERRIDES = {
         "optimizer": {"decay_start": 3},
     },
     "experiments": {"stargan-vc2": {}, "stargan-vc2-no-id": {"train": {"lambdas": {"id": 0.0}}}},
-    "convert": {"max_utterances": 1},
     "evaluate": {"bootstrap": 100, "samples_to_log": 1},
     "tracking": {"experiment": "pipeline-test"},
 }

@@ -20,7 +20,7 @@ SHORT = {"min_train_frames": 128, "frame_period_ms": 5.0}
 
 
 def directory_config(root: Path, **overrides) -> CorpusConfig:
-    split = overrides.pop("split", SplitConfig(eval_utterances=2))
+    split = overrides.pop("split", SplitConfig(test_utterances=2, validation_utterances=0))
     return CorpusConfig(
         source="directory", root=str(root), split=split, min_train_utterances=2, workers=1, **overrides
     )
@@ -60,12 +60,16 @@ def test_vctk_080_layout_reads_texts(tmp_path: Path) -> None:
     assert next(u for u in utts if u.utt_id == "001").text == "Please call Stella."
     # id 002 differs in text between speakers, so only 001 is parallel
     splits = assign_splits(
-        [(u.speaker, u.utt_id, u.text) for u in utts], ["p225", "p226"], SplitConfig(eval_ids=("001",))
+        [(u.speaker, u.utt_id, u.text) for u in utts],
+        ["p225", "p226"],
+        SplitConfig(validation_utterances=0, test_ids=("001",)),
     )
-    assert splits["p225", "001"] == "eval" and splits["p225", "002"] == "train"
+    assert splits["p225", "001"] == "test" and splits["p225", "002"] == "train"
     with pytest.raises(SplitError, match="002 not spoken by every speaker"):
         assign_splits(
-            [(u.speaker, u.utt_id, u.text) for u in utts], ["p225", "p226"], SplitConfig(eval_ids=("002",))
+            [(u.speaker, u.utt_id, u.text) for u in utts],
+            ["p225", "p226"],
+            SplitConfig(validation_utterances=0, test_ids=("002",)),
         )
 
 
@@ -96,25 +100,61 @@ def _items(speakers: list[str], n: int) -> list[tuple[str, str, str]]:
 
 def test_eval_split_is_parallel_and_seeded() -> None:
     spk = ["a", "b", "c"]
-    splits = assign_splits(_items(spk, 10), spk, SplitConfig(eval_utterances=3, seed=1))
-    eval_ids = {u for (s, u), v in splits.items() if v == "eval" and s == "a"}
+    splits = assign_splits(
+        _items(spk, 10), spk, SplitConfig(test_utterances=3, validation_utterances=0, seed=1)
+    )
+    eval_ids = {u for (s, u), v in splits.items() if v == "test" and s == "a"}
     assert len(eval_ids) == 3
-    assert all({u for (s2, u), v in splits.items() if v == "eval" and s2 == s} == eval_ids for s in spk)
-    assert splits == assign_splits(_items(spk, 10), spk, SplitConfig(eval_utterances=3, seed=1))
-    assert splits != assign_splits(_items(spk, 10), spk, SplitConfig(eval_utterances=3, seed=2))
+    assert all({u for (s2, u), v in splits.items() if v == "test" and s2 == s} == eval_ids for s in spk)
+    assert splits == assign_splits(
+        _items(spk, 10), spk, SplitConfig(test_utterances=3, validation_utterances=0, seed=1)
+    )
+    assert splits != assign_splits(
+        _items(spk, 10), spk, SplitConfig(test_utterances=3, validation_utterances=0, seed=2)
+    )
 
 
 def test_disjoint_training_sets_share_no_sentence() -> None:
     spk = ["a", "b", "c"]
-    splits = assign_splits(_items(spk, 14), spk, SplitConfig(eval_utterances=2, train_sentences="disjoint"))
+    splits = assign_splits(
+        _items(spk, 14),
+        spk,
+        SplitConfig(test_utterances=2, validation_utterances=0, train_sentences="disjoint"),
+    )
     train = {s: {u for (s2, u), v in splits.items() if v == "train" and s2 == s} for s in spk}
     assert sum(len(v) for v in train.values()) == 12 and all(len(v) == 4 for v in train.values())
     assert not (train["a"] & train["b"]) and not (train["a"] & train["c"]) and not (train["b"] & train["c"])
 
 
 def test_too_few_parallel_sentences_for_eval() -> None:
-    with pytest.raises(SplitError, match="eval_utterances = 5, but only 3"):
-        assign_splits(_items(["a", "b"], 3), ["a", "b"], SplitConfig(eval_utterances=5))
+    with pytest.raises(SplitError, match="holds out 5 test and 0 validation sentence ids, but only 3"):
+        assign_splits(
+            _items(["a", "b"], 3), ["a", "b"], SplitConfig(test_utterances=5, validation_utterances=0)
+        )
+    with pytest.raises(SplitError, match="holds out 2 test and 1 validation"):
+        assign_splits(
+            _items(["a", "b"], 3), ["a", "b"], SplitConfig(test_utterances=2, validation_utterances=1)
+        )
+
+
+def test_validation_and_test_are_parallel_disjoint_and_test_ignores_validation() -> None:
+    spk = ["a", "b", "c"]
+    splits = assign_splits(_items(spk, 20), spk, SplitConfig(test_utterances=4, validation_utterances=3))
+
+    def ids(split: str, speaker: str) -> set[str]:
+        return {u for (s, u), v in splits.items() if v == split and s == speaker}
+
+    for split, count in (("test", 4), ("validation", 3), ("train", 13)):
+        assert len(ids(split, "a")) == count and all(ids(split, s) == ids(split, "a") for s in spk)
+    assert not ids("test", "a") & ids("validation", "a")
+    # more validation sentences never move a test sentence
+    more = assign_splits(_items(spk, 20), spk, SplitConfig(test_utterances=4, validation_utterances=6))
+    assert {u for (s, u), v in more.items() if v == "test"} == ids("test", "a")
+    named = SplitConfig(test_ids=("u01",), validation_ids=("u02", "u03"))
+    splits = assign_splits(_items(spk, 20), spk, named)
+    assert ids("test", "b") == {"u01"} and ids("validation", "c") == {"u02", "u03"}
+    with pytest.raises(SplitError, match="validation_ids: nope not spoken by every speaker"):
+        assign_splits(_items(spk, 20), spk, SplitConfig(validation_ids=("nope",)))
 
 
 # ---------------------------------------------------------------------------------------- preparation
@@ -138,7 +178,7 @@ def test_build_corpus_writes_manifest_and_prepared_wavs(speaker_dirs_corpus: Pat
     manifest = read_manifest(out / "manifest.csv")
     assert list(manifest.columns[:6]) == ["speaker", "utt_id", "split", "path", "duration", "sample_rate"]
     assert len(manifest) == len(rows) == 24
-    assert set(manifest["split"]) == {"train", "eval"}
+    assert set(manifest["split"]) == {"train", "test"}
     assert (manifest["sample_rate"] == 22050).all() and (manifest["source_sample_rate"] == 16000).all()
     info = sf.info(out / manifest["path"].iloc[0])
     assert info.samplerate == 22050 and info.channels == 1
@@ -187,7 +227,7 @@ def test_bad_file_is_an_error_naming_it_or_skipped_with_a_note(
     bad = speaker_dirs_corpus / "spkA" / "utt03.wav"
     damage(bad)
     out = tmp_path / "prepared"
-    split = SplitConfig(eval_ids=("utt00", "utt01"))  # keep utt03 in training
+    split = SplitConfig(validation_utterances=0, test_ids=("utt00", "utt01"))  # keep utt03 in training
     with pytest.raises(CorpusError, match=rf"{bad}.*{words}.*on_bad_file: skip"):
         build_corpus(directory_config(speaker_dirs_corpus, split=split), AudioConfig(), out, **SHORT)
     assert not out.exists()  # nothing half-written
@@ -210,7 +250,9 @@ def test_bad_file_is_an_error_naming_it_or_skipped_with_a_note(
 def test_speaker_with_too_few_utterances(speaker_dirs_corpus: Path, tmp_path: Path) -> None:
     for i in range(2, 8):
         (speaker_dirs_corpus / "spkC" / f"utt{i:02d}.wav").unlink()
-    cfg = directory_config(speaker_dirs_corpus, split=SplitConfig(eval_ids=("utt00",)))
+    cfg = directory_config(
+        speaker_dirs_corpus, split=SplitConfig(validation_utterances=0, test_ids=("utt00",))
+    )
     with pytest.raises(
         CorpusError, match=r"speaker 'spkC' has 1 usable training utterances.*min_train_utterances"
     ):

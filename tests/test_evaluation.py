@@ -10,10 +10,18 @@ import pandas as pd
 import pytest
 from conftest import speaker_utterance, write_wav
 
-from vc.config import EvaluateConfig, ExperimentConfig, FeaturesConfig
+from vc.config import ConvertConfig, EvaluateConfig, ExperimentConfig, FeaturesConfig
 from vc.configlib import build
-from vc.evaluation import analyze_for_eval, evaluation_plan, score_pair, score_system, summarize
-from vc.report import SystemResult, build_report, recipe_markdown, verdict
+from vc.evaluation import (
+    analyze_for_eval,
+    evaluation_plan,
+    score_pair,
+    score_system,
+    summarize,
+    usable_utterances,
+)
+from vc.report import SystemResult, build_report, recipe_markdown
+from vc.statistics import distinct_items
 
 FS = 16000
 FEATURES = FeaturesConfig()
@@ -43,17 +51,28 @@ def test_silence_is_dropped_and_speakers_are_told_apart() -> None:
 def test_evaluation_plan_pairs_shared_eval_sentences() -> None:
     manifest = pd.DataFrame(
         [
-            {"speaker": s, "utt_id": u, "split": "eval", "status": "ok"}
+            {"speaker": s, "utt_id": u, "split": "test", "status": "ok"}
             for s in ("a", "b", "c")
             for u in ("u1", "u2", "u3")
         ]
     )
+    manifest["path"] = manifest["speaker"] + "/" + manifest["utt_id"] + ".wav"
     manifest.loc[(manifest["speaker"] == "c") & (manifest["utt_id"] == "u3"), "status"] = "skipped"
-    plan = evaluation_plan(manifest, ["a", "b", "c"])
-    assert len(plan) == 2 * 3 + 4 * 2  # a<->b share 3 sentences; pairs with c share 2
+    index = manifest.drop(columns="path").copy()
+    index.loc[(index["speaker"] == "a") & (index["utt_id"] == "u1"), "split"] = "validation"
+    assert (
+        len(usable_utterances(manifest, index, "test")) == 7
+    )  # c/u3 skipped by the corpus, a/u1 other split
+    index["split"] = "test"
+    index.loc[(index["speaker"] == "b") & (index["utt_id"] == "u2"), "status"] = "skipped"  # by features
+    usable = usable_utterances(manifest, index, "test")
+    assert len(usable) == 7 and list(usable.columns) == ["speaker", "utt_id", "path"]
+    plan = evaluation_plan(usable, ["a", "b", "c"])
+    assert len(plan) == 2 * 2 + 2 * 2 + 2 * 1  # a<->b: u1, u3; a<->c: u1, u2; b<->c: u1
+    manifest = usable
     assert not ((plan["source"] == plan["target"]).any())
     assert len(evaluation_plan(manifest, ["a", "b", "c"], max_utterances=1)) == 6
-    assert evaluation_plan(manifest, ["a", "b", "c"], (("a", "b"),)).shape == (3, 3)
+    assert evaluation_plan(manifest, ["a", "b", "c"], (("a", "b"),)).shape == (2, 3)
     with pytest.raises(ValueError, match="unknown speaker 'z'"):
         evaluation_plan(manifest, ["a", "b", "c"], (("a", "z"),))
 
@@ -73,12 +92,13 @@ def test_score_system_scores_wavs_and_unconverted_sources(tmp_path: Path) -> Non
     assert scores.loc[0, "mcd_db"] < 0.5 < 3.0 < scores.loc[1, "mcd_db"]  # a perfect conversion vs none
 
 
-def test_summaries_have_confidence_intervals() -> None:
+def test_summaries_have_cluster_intervals() -> None:
     rng = np.random.default_rng(0)
     scores = pd.DataFrame(
         {
             "source": ["a", "b"] * 20,
             "target": ["b", "a"] * 20,
+            "utt_id": [f"u{i // 2}" for i in range(40)],
             "mcd_db": rng.normal(6, 1, 40),
             "log_f0_rmse": rng.normal(0.2, 0.05, 40),
             "f0_corr": rng.normal(0.6, 0.1, 40),
@@ -86,61 +106,77 @@ def test_summaries_have_confidence_intervals() -> None:
         }
     )
     overall = summarize(scores, CFG).iloc[0]
-    assert overall["n"] == 40 and overall["mcd_db_ci_low"] < overall["mcd_db"] < overall["mcd_db_ci_high"]
+    assert (overall["n"], overall["sentences"], overall["seeds"]) == (40, 20, 1)
+    assert overall["mcd_db_ci_low"] < overall["mcd_db"] < overall["mcd_db_ci_high"]
     per_pair = summarize(scores, CFG, by=["source", "target"])
     assert len(per_pair) == 2 and (per_pair["n"] == 20).all()
+    few = summarize(scores.head(8), CFG)  # 4 sentences, below evaluate.min_sentences (5): no interval
+    assert few.iloc[0]["sentences"] == 4 and np.isnan(few.iloc[0]["mcd_db_ci_low"])
 
 
-def _result(name: str, kind: str, mcd: float, with_training: bool) -> SystemResult:
-    o = {
-        "mcd_db": mcd,
-        "mcd_db_ci_low": mcd - 0.2,
-        "mcd_db_ci_high": mcd + 0.2,
-        "log_f0_rmse": 0.2,
-        "log_f0_rmse_ci_low": 0.1,
-        "log_f0_rmse_ci_high": 0.3,
-        "f0_corr": 0.5,
-        "f0_corr_ci_low": 0.4,
-        "f0_corr_ci_high": 0.6,
-        "msd_db": 2.0,
-        "msd_db_ci_low": 1.0,
-        "msd_db_ci_high": 3.0,
-        "n": 4,
-    }
-    pairs = [{"source": "a", "target": "b", **o}, {"source": "b", "target": "a", **o}]
+METRIC_COLUMNS = ("mcd_db", "log_f0_rmse", "f0_corr", "msd_db")
+
+
+def _scores(plan: pd.DataFrame, mcd: float, seed_offsets: dict[int, float] | None, rng) -> pd.DataFrame:
+    frames = []
+    for seed, offset in (seed_offsets or {None: 0.0}).items():
+        rows = plan.assign(
+            mcd_db=mcd + offset + rng.normal(0, 0.1, len(plan)),
+            log_f0_rmse=0.2,
+            f0_corr=0.5,
+            msd_db=2.0 + rng.normal(0, 0.1, len(plan)),
+        )
+        frames.append(rows if seed is None else rows.assign(seed=seed))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _results() -> list[SystemResult]:
+    rng = np.random.default_rng(0)
+    plan = pd.DataFrame(
+        [{"source": s, "target": t, "utt_id": f"u{u}"} for s, t in (("a", "b"), ("b", "a")) for u in range(6)]
+    )
     losses = pd.DataFrame(
         {"step": [1, 2], "d/adv": [1.0, 0.9], "g/adv": [1.0, 1.1], "g/cyc": [1.0, 0.5], "g/id": [1.0, 0.4]}
     )
-    train = {"mlflow_run_id": f"run-{name}", "iterations": 2, "wall_seconds": 1.0, "final": {"g/cyc": 0.5}}
-    return SystemResult(
-        name,
-        kind,
-        {"overall": o, "pairs": pairs},
-        pd.DataFrame(),
-        train if with_training else None,
-        losses if with_training else None,
-    )
 
+    def experiment(name: str, mcd: float) -> SystemResult:
+        trains = [
+            {"seed": s, "mlflow_run_id": f"run-{name}-{s}", "iterations": 2, "wall_seconds": 1.0, "final": {}}
+            for s in (0, 1)
+        ]
+        scores = _scores(plan, mcd, {0: 0.0, 1: 0.3}, rng)
+        return SystemResult(name, "experiment", "conversion", scores, trains, {0: losses, 1: losses})
 
-def test_report_holds_every_system_and_finite_metrics(tmp_path: Path) -> None:
-    results = [
-        _result("stargan-vc2", "experiment", 6.0, True),
-        _result("no-id", "experiment", 6.3, True),
-        _result("source", "baseline", 8.0, False),
-        _result("copy-synthesis", "baseline", 3.0, False),
+    return [
+        experiment("stargan-vc2", 6.0),
+        experiment("no-id", 6.05),
+        SystemResult(
+            "source",
+            "baseline",
+            "unordered_pair",
+            _scores(distinct_items(plan, "unordered_pair"), 8, None, rng),
+        ),
+        SystemResult(
+            "copy-synthesis", "baseline", "target", _scores(distinct_items(plan, "target"), 3, None, rng)
+        ),
     ]
+
+
+def test_report_holds_every_system_paired_verdicts_and_seed_spread(tmp_path: Path) -> None:
+    results = _results()
     exps = {
         n: build(ExperimentConfig, {"name": n, "model": {}, "train": {"lambdas": {"id": i}}})
         for n, i in (("stargan-vc2", 5.0), ("no-id", 0.0))
     }
     corpus = {
         "speakers": {
-            "a": {"train": 4, "eval": 2, "seconds": 9.0},
-            "b": {"train": 4, "eval": 2, "seconds": 8.0},
+            "a": {"train": 4, "validation": 1, "test": 6, "seconds": 9.0},
+            "b": {"train": 4, "validation": 1, "test": 6, "seconds": 8.0},
         },
-        "utterances": 12,
+        "utterances": 22,
         "seconds": 17.0,
-        "skipped": 0,
+        "skipped": 1,
+        "skipped_files": [{"file": "raw/a/broken file.wav", "reason": "unreadable or corrupt audio"}],
     }
     features = {"speakers": {"a": {"mean_f0_hz": 100.0}, "b": {"mean_f0_hz": 200.0}}, "real_time_factor": 0.2}
     recipe = recipe_markdown(FEATURES, CFG, 22050)
@@ -152,26 +188,51 @@ def test_report_holds_every_system_and_finite_metrics(tmp_path: Path) -> None:
         corpus_summary=corpus,
         features_summary=features,
         experiments=exps,
-        confidence=0.95,
+        evaluate=CFG,
+        convert=ConvertConfig(),
+        reference="stargan-vc2",
     )
     report = (tmp_path / "reports" / "report.md").read_text()
-    for name in ("stargan-vc2", "no-id", "source", "copy-synthesis", "run-stargan-vc2", "train.lambdas.id"):
+    for name in ("stargan-vc2", "no-id", "source", "copy-synthesis", "run-stargan-vc2-1", "train.lambdas.id"):
         assert name in report
-    assert recipe in report and "lower (CIs do not overlap)" in report
+    assert recipe in report and "**test** split: 6 sentences x 2 ordered speaker pairs" in report
+    assert "raw/a/broken file.wav" in report and "no cap" in report
+    assert "better by" in report  # vs source and copy-synthesis... copy-synthesis is lower: "worse by"
+    assert "worse by" in report and "no detectable difference" in report  # no-id vs stargan-vc2: +0.05 dB
+    assert "‡" in report
     saved = json.loads((tmp_path / "reports" / "metrics.json").read_text())
-    assert saved == metrics and all(np.isfinite(v) for m in saved.values() for v in m.values())
+    assert saved == metrics
+    assert metrics["source"]["n"] == 6 and metrics["copy-synthesis"]["n"] == 12  # distinct items only
+    assert metrics["stargan-vc2"]["n"] == 24 and metrics["stargan-vc2"]["seeds"] == 2
+    assert metrics["stargan-vc2"]["mcd_db_seed_sd"] == pytest.approx(0.3 / np.sqrt(2), abs=0.05)
+    diff = metrics["stargan-vc2"]["mcd_db_minus_source"]
+    assert diff["ci_low"] < diff["diff"] < diff["ci_high"] < 0
+    assert "mcd_db_minus_stargan-vc2" in metrics["no-id"]
     assert {p.name for p in (tmp_path / "reports" / "figures").iterdir()} == {"mcd.png", "losses.png"}
     assert (tmp_path / "reports" / "per_pair" / "source.csv").is_file()
-    assert (tmp_path / "reports" / "losses" / "no-id.tsv").is_file()
+    assert (tmp_path / "reports" / "losses" / "no-id-seed-1.tsv").is_file()
 
 
-def test_verdicts_follow_the_intervals() -> None:
-    def ci(m: float) -> dict:
-        return {"mcd_db_ci_low": m - 0.5, "mcd_db_ci_high": m + 0.5}
-
-    assert verdict(ci(5.0), ci(7.0)) == "lower (CIs do not overlap)"
-    assert verdict(ci(7.0), ci(5.0)) == "higher (CIs do not overlap)"
-    assert verdict(ci(5.0), ci(5.6)) == "not distinguishable (CIs overlap)"
+def test_report_states_a_cap_and_a_validation_split(tmp_path: Path) -> None:
+    exps = {
+        n: build(ExperimentConfig, {"name": n, "model": {}, "train": {}}) for n in ("stargan-vc2", "no-id")
+    }
+    corpus = {"speakers": {}, "utterances": 0, "seconds": 0.0, "skipped": 0}
+    build_report(
+        tmp_path / "r",
+        _results(),
+        title="T",
+        recipe="",
+        corpus_summary=corpus,
+        features_summary={"speakers": {}, "real_time_factor": 0.2},
+        experiments=exps,
+        evaluate=CFG,
+        convert=ConvertConfig(split="validation", max_utterances=3),
+        reference=None,
+    )
+    report = (tmp_path / "r" / "report.md").read_text()
+    assert "**validation** split" in report and "not test results" in report
+    assert "Capped at `convert.max_utterances: 3`" in report
 
 
 def test_readme_states_exactly_the_recipe_the_code_runs() -> None:

@@ -80,7 +80,7 @@ def _prepared_corpus(root: Path, tmp_path: Path) -> Path:
     cfg = CorpusConfig(
         source="directory",
         root=str(root),
-        split=SplitConfig(eval_utterances=2),
+        split=SplitConfig(test_utterances=2, validation_utterances=0),
         min_train_utterances=2,
         workers=1,
     )

@@ -9,7 +9,6 @@ import pytest
 
 from vc.metrics import (
     MCD_CONST,
-    bootstrap_ci,
     dtw_path,
     f0_metrics,
     mcd,
@@ -280,32 +279,3 @@ def test_msd_self_is_zero_and_grows_with_high_frequency_noise() -> None:
 def test_msd_dims_must_match() -> None:
     with pytest.raises(ValueError, match="dims differ"):
         msd(np.zeros((100, 3)), np.zeros((100, 4)))
-
-
-# --- bootstrap ----------------------------------------------------------------------------------------
-
-
-def test_bootstrap_contains_mean_and_is_reproducible() -> None:
-    values = np.random.default_rng(8).normal(6.0, 1.0, size=40)
-    ci = bootstrap_ci(values, seed=1)
-    assert ci.low < ci.mean < ci.high
-    assert ci.mean == pytest.approx(values.mean())
-    assert ci.n == 40
-    assert bootstrap_ci(values, seed=1) == ci
-    assert bootstrap_ci(values, seed=2) != ci
-
-
-def test_bootstrap_narrows_with_more_samples() -> None:
-    rng = np.random.default_rng(9)
-    small = bootstrap_ci(rng.normal(0.0, 1.0, size=20))
-    large = bootstrap_ci(rng.normal(0.0, 1.0, size=2000))
-    assert large.high - large.low < (small.high - small.low) / 3
-
-
-def test_bootstrap_edge_cases() -> None:
-    ci = bootstrap_ci([float("nan"), 2.5, float("nan")])
-    assert (ci.mean, ci.low, ci.high, ci.n) == (2.5, 2.5, 2.5, 1)
-    empty = bootstrap_ci([])
-    assert empty.n == 0
-    assert math.isnan(empty.mean) and math.isnan(empty.low) and math.isnan(empty.high)
-    assert bootstrap_ci([1.0, float("nan"), 3.0]).n == 2

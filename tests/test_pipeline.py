@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import signal
 import subprocess
 import time
@@ -23,11 +24,13 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("pipeline")]
 SYSTEMS = {"stargan-vc2", "stargan-vc2-no-id", "source", "mean-var", "copy-synthesis"}
 
 
-def dvc(project: Path, *args: str, timeout: int = 900, check: bool = True) -> subprocess.CompletedProcess:
+def dvc(
+    project: Path, *args: str, timeout: int = 900, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     result = subprocess.run(
         [sys_bin("dvc"), *args],
         cwd=project,
-        env=project_env(),
+        env=project_env(**(env or {})),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -74,8 +77,17 @@ def test_repro_writes_every_stage_and_the_report(project: Path) -> None:
     report = (project / "reports/report.md").read_text()
     metrics = json.loads((project / "reports/metrics.json").read_text())
     assert set(metrics) == SYSTEMS and all(f"| {name} |" in report for name in SYSTEMS)
-    assert all(math.isfinite(m["mcd_db"]) and m["n"] == 6 for m in metrics.values())
+    # 3 speakers, 2 test sentences: distinct items per system (trained systems: 2 seeds)
+    n = {"stargan-vc2": 24, "stargan-vc2-no-id": 24, "mean-var": 12, "source": 6, "copy-synthesis": 6}
+    assert {name: m["n"] for name, m in metrics.items()} == n
+    assert all(math.isfinite(m["mcd_db"]) for m in metrics.values())
+    assert metrics["stargan-vc2"]["seeds"] == 2 and "mcd_db_minus_source" in metrics["stargan-vc2"]
+    assert "mcd_db_minus_stargan-vc2" in metrics["stargan-vc2-no-id"]
     assert metrics["copy-synthesis"]["mcd_db"] < metrics["source"]["mcd_db"]
+    assert (
+        "**test** split: 2 sentences x 6 ordered speaker pairs" in report
+        and "### Paired differences" in report
+    )
     shown = dvc(project, "metrics", "show", "--json").stdout
     assert "mcd_db" in shown
     status = subprocess.run(
@@ -99,12 +111,15 @@ def test_mlflow_holds_each_experiment_with_training_and_evaluation(project: Path
     exp = client.get_experiment_by_name("pipeline-test")
     assert exp.artifact_location == (project / "mlartifacts").as_uri()
     runs = {r.info.run_name: r for r in runs_of(project)}
-    trained = json.loads((project / "models/stargan-vc2/train.json").read_text())
-    run = runs["stargan-vc2"]
+    trained = json.loads((project / "models/stargan-vc2/seed-0/train.json").read_text())
+    run = runs["stargan-vc2/seed-0"]
     assert run.info.run_id == trained["mlflow_run_id"] and run.info.status == "FINISHED"
     assert {"g/cyc", "d/adv", "eval/mcd_db", "eval/mcd_db_ci_low"} <= set(run.data.metrics)
     assert any(k.startswith("system/") for k in run.data.metrics)
     assert run.data.params["train.lambdas.id"] == "5.0" and run.data.params["experiment"] == "stargan-vc2"
+    assert (
+        run.data.params["train.seed"] == "0" and runs["stargan-vc2/seed-1"].data.params["train.seed"] == "1"
+    )
     assert run.data.tags["mlflow.source.git.commit"]
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"model", "eval", "samples", "losses.tsv"} <= artifacts
@@ -115,11 +130,25 @@ def test_mlflow_holds_each_experiment_with_training_and_evaluation(project: Path
     assert len(parents) == 1 and None not in parents  # one `dvc repro` is one group
 
 
+def test_code_change_marks_the_stages_that_run_it_changed(project: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(project, copy, ignore=shutil.ignore_patterns("mlartifacts", "mlflow.db*", "tmp"))
+    with (copy / "vc/features/world.py").open("a") as f:
+        f.write("\n# an edit to the WORLD analysis code\n")
+    changed = set(json.loads(dvc(copy, "status", "--json").stdout))
+    evaluation = {"references", "baselines", "evaluate@stargan-vc2-0", "evaluate@stargan-vc2-no-id-1"}
+    assert evaluation | {"features", "stats", "train@stargan-vc2-0", "report"} <= changed, changed
+    assert "corpus" not in changed  # it never runs that module
+
+
 def test_queued_experiments_on_two_workers_all_land_in_mlflow(project: Path) -> None:
     git_commit_all(project, "pipeline outputs")  # queued experiments start from the committed state
     names = []
-    for lr in ("0.0003", "0.0001"):
-        out = dvc(project, "exp", "run", "--queue", "-S", f"train.optimizer.lr_g={lr}").stdout
+    for lr in ("0.0003", "0.0001"):  # each changes one experiment: only its stages may run
+        key = f"++experiments.stargan-vc2.train.optimizer.lr_g={lr}"
+        out = dvc(project, "exp", "run", "--queue", "-S", key).stdout
         names.append(out.split("Queued experiment '")[1].split("'")[0])
     subprocess.run(
         [sys_bin("python"), "-m", "vc.tracking", "init"],
@@ -128,7 +157,7 @@ def test_queued_experiments_on_two_workers_all_land_in_mlflow(project: Path) -> 
         check=True,
         capture_output=True,
     )
-    dvc(project, "queue", "start", "-j", "2")
+    dvc(project, "queue", "start", "-j", "2", env={"VC_PARALLEL_JOBS": "2"})
     deadline = time.time() + 900
     while time.time() < deadline:
         status = dvc(project, "queue", "status").stdout
@@ -142,10 +171,17 @@ def test_queued_experiments_on_two_workers_all_land_in_mlflow(project: Path) -> 
 
     # the temporary workspaces are gone, yet every run, metric and artifact is readable
     assert not list((project / ".dvc/tmp/exps").glob("tmp*"))
+    for name in names:  # the queue's log says which stages ran: those of the changed experiment only
+        logs = dvc(project, "queue", "logs", name).stdout
+        ran = set(re.findall(r"Running stage '([^']+)'", logs))
+        expected = {
+            f"{stage}@stargan-vc2-{seed}" for stage in ("train", "convert", "evaluate") for seed in (0, 1)
+        }
+        assert ran == expected | {"report"}, logs[-3000:]
     client = mlflow_client(project)
     for name in names:
         runs = runs_of(project, f"tags.`dvc.exp_name` = '{name}' and tags.`vc.stage` = 'train'")
-        assert {r.info.run_name for r in runs} == {"stargan-vc2", "stargan-vc2-no-id"}, name
+        assert {r.info.run_name for r in runs} == {"stargan-vc2/seed-0", "stargan-vc2/seed-1"}, name
         for run in runs:
             assert run.info.status == "FINISHED"
             assert {"g/cyc", "eval/mcd_db"} <= set(run.data.metrics)
@@ -155,9 +191,9 @@ def test_queued_experiments_on_two_workers_all_land_in_mlflow(project: Path) -> 
             local = client.download_artifacts(
                 run.info.run_id, "model/config.json", str(project / "dl" / name)
             )
-            assert json.loads(Path(local).read_text())["experiment"]["name"] == run.info.run_name
+            assert json.loads(Path(local).read_text())["experiment"]["name"] == "stargan-vc2"
         lr = {r.data.params["train.optimizer.lr_g"] for r in runs}
-        assert len(lr) == 1 and lr != {"0.0002"}
+        assert len(lr) == 1 and lr <= {"0.0003", "0.0001"}
 
 
 def test_sigterm_to_dvc_repro_checkpoints_and_the_next_repro_resumes(project: Path) -> None:
@@ -166,9 +202,9 @@ def test_sigterm_to_dvc_repro_checkpoints_and_the_next_repro_resumes(project: Pa
         "train": {"iterations": 600, "checkpoint_every": 50, "optimizer": {"decay_start": 300}}
     }
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    checkpoints = project / "models/stargan-vc2/checkpoints"
+    checkpoints = project / "checkpoints/stargan-vc2/seed-0"
     proc = subprocess.Popen(
-        [sys_bin("dvc"), "repro", "train@stargan-vc2"],
+        [sys_bin("dvc"), "repro", "train@stargan-vc2-0"],
         cwd=project,
         env=project_env(SHELL="/bin/sh"),  # DVC's stage shell; dash does not exec a lone command by itself
         stdout=subprocess.PIPE,
@@ -184,17 +220,17 @@ def test_sigterm_to_dvc_repro_checkpoints_and_the_next_repro_resumes(project: Pa
     while time.time() < deadline and not runs_of(project, "attributes.status = 'KILLED'"):
         time.sleep(0.5)
     killed = runs_of(project, "attributes.status = 'KILLED'")
-    assert len(killed) == 1 and killed[0].info.run_name == "stargan-vc2", output
+    assert len(killed) == 1 and killed[0].info.run_name == "stargan-vc2/seed-0", output
     stopped_at = max(int(p.stem[5:]) for p in checkpoints.glob("step-*.pt"))
     assert 50 <= stopped_at < 600
     assert not runs_of(project, "attributes.status = 'RUNNING'")
 
-    resumed = dvc(project, "repro", "train@stargan-vc2")
+    resumed = dvc(project, "repro", "train@stargan-vc2-0")
     assert (
-        f"resumed from models/stargan-vc2/checkpoints/step-{stopped_at:08d}.pt"
+        f"resumed from checkpoints/stargan-vc2/seed-0/step-{stopped_at:08d}.pt"
         in resumed.stdout + resumed.stderr
     )
-    done = json.loads((project / "models/stargan-vc2/train.json").read_text())
+    done = json.loads((project / "models/stargan-vc2/seed-0/train.json").read_text())
     assert done["iterations"] == 600
     run = mlflow_client(project).get_run(done["mlflow_run_id"])
     assert run.info.status == "FINISHED" and run.data.tags["vc.resumed_from_iteration"] == str(stopped_at)

@@ -12,13 +12,14 @@ import numpy as np
 import soxr
 
 from vc.config import AudioConfig
+from vc.errors import InputError
 
 __all__ = ["PreparedAudio", "SilentAudioError", "peak_dbfs", "prepare", "resample", "to_mono", "trim_silence"]
 
 log = logging.getLogger(__name__)
 
 
-class SilentAudioError(ValueError):
+class SilentAudioError(InputError):
     """The audio holds no signal above the silence threshold."""
 
 

@@ -41,6 +41,7 @@ __all__ = [
 ]
 
 BASELINES = ("source", "mean-var", "copy-synthesis")
+SEED_MESSAGE = "training seeds are the top-level `seeds` list (one run per seed), e.g. seeds: [0, 1]"
 
 
 # ----------------------------------------------------------------------------------------------- data
@@ -75,12 +76,26 @@ class EmbeddedCorpusConfig:
 
 @dataclass(frozen=True)
 class SplitConfig:
-    """Train/eval split. Evaluation sentences are parallel (the same ids for every speaker) for MCD."""
+    """Train/validation/test split of the sentence ids.
 
-    eval_utterances: int = param(8, ge=1)  # number of sentence ids held out for evaluation
-    eval_ids: tuple[str, ...] = ()  # explicit evaluation ids (overrides eval_utterances)
+    Validation and test sentences are parallel: the same ids for every speaker, so every conversion has a
+    reference utterance of the same sentence by the target speaker (MCD needs one). Validation is for tuning
+    and selection; test is what the report scores. Each is given by a count (drawn with ``seed``) or by
+    explicit ids.
+    """
+
+    test_utterances: int = param(8, ge=1)  # sentence ids held out for the report
+    validation_utterances: int = param(6, ge=0)  # sentence ids held out for tuning
+    test_ids: tuple[str, ...] = ()  # explicit test ids (override test_utterances)
+    validation_ids: tuple[str, ...] = ()  # explicit validation ids (override validation_utterances)
     train_sentences: Literal["shared", "disjoint"] = "shared"  # disjoint: non-parallel training sets
     seed: int = 0
+
+    def check(self) -> list[tuple[str, str]]:
+        both = sorted(set(self.test_ids) & set(self.validation_ids))
+        if both:
+            return [("validation_ids", f"{', '.join(both)} also in test_ids; the splits must be disjoint")]
+        return []
 
 
 @dataclass(frozen=True)
@@ -228,12 +243,12 @@ class TrainConfig:
     id_loss_until: int = param(10_000, ge=0)  # identity-mapping loss is used before this iteration only
     d_steps_per_g: int = param(1, ge=1)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
-    seed: int = 0
+    seed: int = 0  # set per run from the top-level `seeds` list by Params.experiment
     log_every: int = param(25, ge=1)
     checkpoint_every: int = param(250, ge=1)
     keep_checkpoints: int = param(2, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    num_threads: int = param(0, ge=0)  # torch intra-op threads; 0: torch's default
+    num_threads: int = param(0, ge=0)  # torch threads; 0: the CPUs / VC_PARALLEL_JOBS (jobs running at once)
     amp: Literal["none", "bf16"] = "none"  # bf16 autocast (GPU)
 
     def check(self) -> list[tuple[str, str]]:
@@ -263,8 +278,9 @@ class ConvertConfig:
     """``convert:``: evaluation conversions."""
 
     vocoder: Literal["world"] = "world"
+    split: Literal["test", "validation"] = "test"  # sentences converted and scored (validation: tuning)
     pairs: tuple[tuple[str, str], ...] = ()  # ordered (source, target) pairs; empty: every ordered pair
-    max_utterances: int | None = param(None, ge=1)  # evaluation utterances per pair; null: all
+    max_utterances: int | None = param(None, ge=1)  # sentences per pair (a cap the report states); null: all
 
     def check(self) -> list[tuple[str, str]]:
         for i, (src, tgt) in enumerate(self.pairs):
@@ -281,6 +297,7 @@ class EvaluateConfig:
     bootstrap: int = param(1000, ge=100)  # resamples for the confidence interval
     confidence: float = param(0.95, gt=0, lt=1)
     seed: int = 0
+    min_sentences: int = param(5, ge=2)  # fewer distinct sentences than this: no interval is given
     msd_fft: int = param(64, ge=4)  # modulation spectrum: FFT length over frames (5 ms each)
     samples_to_log: int = param(3, ge=0)  # converted wavs per experiment logged to MLflow
     workers: int = param(0, ge=0)  # analysis processes; 0: all cores
@@ -289,6 +306,7 @@ class EvaluateConfig:
 @dataclass(frozen=True)
 class ReportConfig:
     title: str = "StarGAN-VC2 experiments"
+    reference: str | None = "stargan-vc2"  # the experiment every other is compared with (paired); null: none
 
 
 @dataclass(frozen=True)
@@ -312,6 +330,7 @@ class Params:
     preset: str | None = None
     presets: dict[str, dict[str, Any]] = field(default_factory=dict)
     experiments: dict[str, dict[str, Any]] = field(default_factory=lambda: {"stargan-vc2": {}})
+    seeds: tuple[int, ...] = (0, 1)  # training seeds: every experiment is trained once per seed
     convert: ConvertConfig = field(default_factory=ConvertConfig)
     baselines: tuple[Literal["source", "mean-var", "copy-synthesis"], ...] = BASELINES
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
@@ -321,6 +340,10 @@ class Params:
     def check(self) -> list[tuple[str, str]]:
         if not self.experiments:
             return [("experiments", "define at least one experiment")]
+        if not self.seeds:
+            return [("seeds", "list at least one training seed")]
+        if len(set(self.seeds)) != len(self.seeds):
+            return [("seeds", f"lists a seed twice: {list(self.seeds)}")]
         if self.preset is not None and self.preset not in self.presets:
             known = ", ".join(self.presets) or "none defined"
             return [("preset", f"unknown preset '{self.preset}' (presets: {known})")]
@@ -331,6 +354,9 @@ class Params:
                 return [(f"experiments.{name}", "experiment names use lowercase letters, digits, - and _")]
             _check_run_overrides(overrides, f"experiments.{name}")
             self.experiment(name)  # raises ConfigError with the experiment's key
+        if self.report.reference is not None and self.report.reference not in self.experiments:
+            known = ", ".join(self.experiments)
+            return [("report.reference", f"unknown experiment '{self.report.reference}' (defined: {known})")]
         if self.corpus.source == "embedded":
             speakers = set(self.corpus.speakers or self.corpus.embedded.speakers)
             for i, pair in enumerate(self.convert.pairs):
@@ -339,15 +365,19 @@ class Params:
                         return [(f"convert.pairs[{i}]", f"unknown speaker '{who}'")]
         return []
 
-    def experiment(self, name: str) -> ExperimentConfig:
-        """Resolve experiment ``name``: base sections <- preset <- the experiment's overrides."""
+    def experiment(self, name: str, seed: int | None = None) -> ExperimentConfig:
+        """Resolve experiment ``name``: base sections <- preset <- the experiment's overrides, trained with
+        ``seed`` (one of :attr:`seeds`; None: the first)."""
         if name not in self.experiments:
             known = ", ".join(self.experiments)
             raise ConfigError("experiments", f"unknown experiment '{name}' (defined: {known})")
+        if seed is not None and seed not in self.seeds:
+            raise ConfigError("seeds", f"seed {seed} is not listed (seeds: {list(self.seeds)})")
         base = {"model": to_dict(self.model), "train": to_dict(self.train)}
         if self.preset is not None:
             base = deep_merge(base, self.presets[self.preset])
         merged = deep_merge(base, self.experiments[name])
+        merged["train"]["seed"] = self.seeds[0] if seed is None else seed
         try:
             return build(ExperimentConfig, {"name": name, **merged})
         except ConfigError as err:
@@ -363,6 +393,8 @@ def _check_run_overrides(overrides: Mapping[str, Any], prefix: str) -> None:
             check_overrides(ModelConfig, value, f"{prefix}.model")
         elif key == "train":
             check_overrides(TrainConfig, value, f"{prefix}.train")
+            if isinstance(value, Mapping) and "seed" in value:
+                raise ConfigError(f"{prefix}.train.seed", SEED_MESSAGE)
         else:
             raise ConfigError(f"{prefix}.{key}", "unknown key; experiments override only 'model' and 'train'")
 
@@ -371,4 +403,7 @@ def load_params(data: Mapping[str, Any] | None) -> Params:
     """Validate a parsed params.yaml mapping into :class:`Params` (raises :class:`ConfigError`)."""
     if data is not None and not isinstance(data, Mapping):
         raise ConfigError("", "params must be a mapping of sections")
+    train = (data or {}).get("train")
+    if isinstance(train, Mapping) and "seed" in train:
+        raise ConfigError("train.seed", SEED_MESSAGE)
     return build(Params, data or {})

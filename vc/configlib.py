@@ -23,12 +23,14 @@ import typing
 from collections.abc import Mapping
 from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
+from vc.errors import InputError
+
 T = TypeVar("T")
 
 __all__ = ["ConfigError", "build", "check_overrides", "deep_merge", "param", "to_dict"]
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """A params key or value is invalid. ``key`` is the dotted path of the offending entry."""
 
     def __init__(self, key: str, message: str, source: str | None = None) -> None:

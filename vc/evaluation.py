@@ -14,8 +14,8 @@ Per pair of wavs (a converted or baseline utterance, and the target speaker's ut
 7. MSD: RMSE between the log modulation spectra of c1..cD trajectories of the whole (unmasked)
    utterances, ``evaluate.msd_fft``-frame segments (:mod:`vc.metrics.msd`).
 
-Scores are per utterance; summaries are means with a percentile-bootstrap confidence interval
-(``evaluate.bootstrap`` resamples, ``evaluate.confidence``), per speaker pair and overall.
+Scores are per utterance; summaries (:mod:`vc.statistics`) are means over distinct items with a cluster-
+bootstrap interval that resamples sentences (and training seeds), per speaker pair and overall.
 """
 
 from __future__ import annotations
@@ -31,11 +31,22 @@ import pyworld as pw
 from vc.config import EvaluateConfig, FeaturesConfig
 from vc.features.world import extract_f0
 from vc.io import read_audio, save_npz
-from vc.metrics import bootstrap_ci, f0_metrics, mcd, msd
+from vc.metrics import f0_metrics, mcd, msd
+from vc.statistics import Unit, estimate_metric, seed_spread
 
-__all__ = ["METRICS", "RecipeAnalysis", "analyze_for_eval", "score_pair", "summarize"]
+__all__ = [
+    "HIGHER_IS_BETTER",
+    "METRICS",
+    "RecipeAnalysis",
+    "analyze_for_eval",
+    "evaluation_plan",
+    "score_pair",
+    "summarize",
+    "usable_utterances",
+]
 
 METRICS = ("mcd_db", "log_f0_rmse", "f0_corr", "msd_db")  # the columns every system is compared on
+HIGHER_IS_BETTER = frozenset({"f0_corr"})
 
 
 @dataclass
@@ -103,36 +114,50 @@ def score_pair(converted: RecipeAnalysis, target: RecipeAnalysis, cfg: EvaluateC
 
 
 def summarize(scores: pd.DataFrame, cfg: EvaluateConfig, by: list[str] | None = None) -> pd.DataFrame:
-    """Mean and bootstrap CI of every metric in :data:`METRICS`, overall or grouped ``by`` columns.
+    """Mean and cluster-bootstrap interval of every metric in :data:`METRICS`, overall or grouped ``by``.
 
-    Columns: ``<metric>``, ``<metric>_ci_low``, ``<metric>_ci_high``, and ``n`` (utterances).
+    ``scores`` holds one row per distinct item (see :func:`vc.statistics.distinct_items`), with ``utt_id``
+    and optionally ``seed``. Columns: ``<metric>``, ``<metric>_ci_low``, ``<metric>_ci_high`` (NaN with fewer
+    than ``evaluate.min_sentences`` sentences), ``n`` (rows with a finite MCD), ``sentences``, ``seeds``.
     """
     groups = [((), scores)] if not by else list(scores.groupby(by, sort=True))
     rows = []
     for key, group in groups:
         row: dict[str, object] = dict(zip(by or [], key if isinstance(key, tuple) else (key,), strict=False))
         for metric in METRICS:
-            ci = bootstrap_ci(
-                group[metric].to_numpy(dtype=float),
+            est = estimate_metric(
+                group,
+                metric,
                 confidence=cfg.confidence,
                 n_resamples=cfg.bootstrap,
                 seed=cfg.seed,
+                min_clusters=cfg.min_sentences,
             )
-            row[metric], row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = ci.mean, ci.low, ci.high
-        row["n"] = len(group)
+            row.update(est.as_dict(metric))
+            if metric == "mcd_db":
+                row["n"], row["sentences"], row["seeds"] = est.n, est.sentences, est.seeds
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 # ------------------------------------------------------------------------------------------ systems
+def usable_utterances(manifest: pd.DataFrame, index: pd.DataFrame, split: str) -> pd.DataFrame:
+    """``speaker, utt_id, path`` of the ``split`` utterances usable by every stage: prepared by the corpus
+    stage (``manifest``) and analysed by the features stage (feature ``index``); files either skipped are
+    left out."""
+    ok = manifest[(manifest["status"] == "ok") & (manifest["split"] == split)]
+    analysed = index[(index["status"] == "ok") & (index["split"] == split)][["speaker", "utt_id"]]
+    return ok.merge(analysed, on=["speaker", "utt_id"])[["speaker", "utt_id", "path"]].reset_index(drop=True)
+
+
 def evaluation_plan(
-    manifest: pd.DataFrame,
+    usable: pd.DataFrame,
     speakers: list[str],
     pairs: tuple[tuple[str, str], ...] = (),
     max_utterances: int | None = None,
 ) -> pd.DataFrame:
-    """``(source, target, utt_id)`` rows: every ordered pair (or ``pairs``) x their shared eval sentences."""
-    usable = manifest[(manifest["status"] == "ok") & (manifest["split"] == "eval")]
+    """``(source, target, utt_id)`` rows: every ordered pair (or ``pairs``) x the sentences both speakers
+    have among the ``usable`` rows (:func:`usable_utterances`), the first ``max_utterances`` if set."""
     ids = {spk: set(g["utt_id"]) for spk, g in usable.groupby("speaker")}
     for who in {s for pair in pairs for s in pair}:
         if who not in speakers:
@@ -143,7 +168,7 @@ def evaluation_plan(
         shared = sorted(ids.get(src, set()) & ids.get(tgt, set()))[:max_utterances]
         rows += [{"source": src, "target": tgt, "utt_id": u} for u in shared]
     if not rows:
-        raise ValueError("no evaluation utterances are shared by any speaker pair (see corpus.split)")
+        raise ValueError("no held-out sentences are shared by any speaker pair (see corpus.split)")
     return pd.DataFrame(rows)
 
 
@@ -181,16 +206,35 @@ def score_system(
     for src, tgt, utt, path in zip(items["source"], items["target"], items["utt_id"], paths, strict=True):
         converted = analyses[path] if path else RecipeAnalysis.load(references / src / f"{utt}.npz")
         rows.append(score_pair(converted, RecipeAnalysis.load(references / tgt / f"{utt}.npz"), cfg))
-    return pd.concat(
-        [items[["source", "target", "utt_id"]].reset_index(drop=True), pd.DataFrame(rows)], axis=1
-    )
+    keys = items.drop(columns="path").reset_index(drop=True)
+    return pd.concat([keys, pd.DataFrame(rows)], axis=1)
 
 
-def system_summary(name: str, kind: str, scores: pd.DataFrame, cfg: EvaluateConfig) -> dict:
-    """The summary written to ``summary.json``: overall and per-pair means with CIs."""
+PAIR_GROUPS: dict[Unit, list[str]] = {
+    "conversion": ["source", "target"],
+    "target": ["target"],
+    "unordered_pair": ["pair"],
+}
+
+
+def system_summary(
+    name: str, kind: str, scores: pd.DataFrame, cfg: EvaluateConfig, unit: Unit = "conversion"
+) -> dict:
+    """The summary written to ``summary.json``: overall and per-pair means with intervals, and the spread
+    of the MCD between training seeds. ``scores`` has one row per distinct item of ``unit``; its per-pair
+    rows are grouped by :data:`PAIR_GROUPS` (``copy-synthesis``: per target; ``source``: per unordered pair).
+    """
     overall = summarize(scores, cfg).iloc[0].to_dict()
-    pairs = summarize(scores, cfg, by=["source", "target"]).to_dict(orient="records")
-    return {"system": name, "kind": kind, "confidence": cfg.confidence, "overall": overall, "pairs": pairs}
+    pairs = summarize(scores, cfg, by=PAIR_GROUPS[unit]).to_dict(orient="records")
+    return {
+        "system": name,
+        "kind": kind,
+        "confidence": cfg.confidence,
+        "overall": overall,
+        "pairs": pairs,
+        "unit": unit,
+        "seed_spread": seed_spread(scores, "mcd_db"),
+    }
 
 
 def write_system_results(folder: str | Path, summary: dict, scores: pd.DataFrame) -> None:

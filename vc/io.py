@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
+from vc.errors import InputError
+
 __all__ = [
     "AudioReadError",
     "atomic_dir",
@@ -31,7 +33,7 @@ __all__ = [
 ]
 
 
-class AudioReadError(ValueError):
+class AudioReadError(InputError):
     """An audio file is missing, unreadable, corrupt or empty. The message names the file."""
 
 

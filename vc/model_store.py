@@ -20,6 +20,7 @@ import torch
 import vc
 from vc.config import ExperimentConfig, FeaturesConfig
 from vc.configlib import build, to_dict
+from vc.errors import InputError
 from vc.features.stats import FeatureStats
 from vc.io import atomic_dir, write_json
 from vc.models import Generator
@@ -27,7 +28,7 @@ from vc.models import Generator
 __all__ = ["ModelLoadError", "TrainedModel", "load_model", "save_model"]
 
 
-class ModelLoadError(ValueError):
+class ModelLoadError(InputError):
     """A model folder is missing a file or does not match its config; the message names the path."""
 
 

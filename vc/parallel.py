@@ -10,7 +10,7 @@ from typing import TypeVar
 
 from tqdm import tqdm
 
-__all__ = ["cpu_count", "parallel_map", "resolve_workers"]
+__all__ = ["concurrent_jobs", "cpu_count", "cpus_per_job", "parallel_map", "resolve_workers"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -24,9 +24,31 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+PARALLEL_JOBS_ENV = "VC_PARALLEL_JOBS"
+
+
+def concurrent_jobs() -> int:
+    """How many pipeline jobs share this machine's CPUs now: ``VC_PARALLEL_JOBS`` (``make queue JOBS=N``
+    sets it for DVC's queue workers), else 1."""
+    value = os.environ.get(PARALLEL_JOBS_ENV, "").strip()
+    try:
+        return max(1, int(value)) if value else 1
+    except ValueError:
+        raise ValueError(f"{PARALLEL_JOBS_ENV}={value!r}: expected a whole number of jobs") from None
+
+
+def cpus_per_job() -> int:
+    """This job's share of the CPUs: ``cpu_count() // concurrent_jobs()``, at least 1.
+
+    Two trainings that each start one thread per core on the same cores slow each other down many times
+    over (OpenMP threads spin while they wait for each other); dividing the cores avoids it.
+    """
+    return max(1, cpu_count() // concurrent_jobs())
+
+
 def resolve_workers(workers: int, n_items: int) -> int:
-    """``workers == 0`` means all CPUs; never more workers than items."""
-    return max(1, min(workers or cpu_count(), n_items))
+    """``workers == 0`` means this job's share of the CPUs (:func:`cpus_per_job`); never more than items."""
+    return max(1, min(workers or cpus_per_job(), n_items))
 
 
 def _init_worker() -> None:

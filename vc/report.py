@@ -14,18 +14,28 @@ import math
 import shutil
 import textwrap
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from vc.config import EvaluateConfig, ExperimentConfig, FeaturesConfig
+from vc.config import ConvertConfig, EvaluateConfig, ExperimentConfig, FeaturesConfig
 from vc.configlib import flatten, to_dict
+from vc.evaluation import system_summary
 from vc.io import atomic_dir, write_json, write_text
 from vc.plots import plot_loss_curves, plot_mcd_bars
+from vc.statistics import UNITS, Estimate, Unit, estimate_metric, paired_difference, verdict
 
-__all__ = ["SystemResult", "build_report", "load_results", "recipe_markdown"]
+__all__ = [
+    "Comparison",
+    "SystemResult",
+    "build_report",
+    "check_report",
+    "compare",
+    "load_results",
+    "recipe_markdown",
+]
 
 
 def recipe_markdown(features: FeaturesConfig, evaluate: EvaluateConfig, sample_rate: int) -> str:
@@ -49,8 +59,12 @@ def recipe_markdown(features: FeaturesConfig, evaluate: EvaluateConfig, sample_r
         "voiced in both; the V/UV error over all aligned frames.",
         "MSD: RMSE (dB) between log modulation spectra of the c1..cD trajectories of the whole utterances "
         f"({e.msd_fft}-frame Hann segments, hop {e.msd_fft // 2}), averaged over coefficients.",
-        f"Per utterance; then the mean over utterances with a {e.confidence:.0%} percentile bootstrap "
-        f"confidence interval ({e.bootstrap} resamples, seed {e.seed}), per speaker pair and overall.",
+        "Per utterance, each distinct item once (copy-synthesis per target and sentence; no conversion per "
+        "unordered pair and sentence); the mean over items with a "
+        f"{e.confidence:.0%} percentile interval from a cluster bootstrap ({e.bootstrap} resamples, seed "
+        f"{e.seed}) that resamples sentences (all pairs of a sentence together) and training seeds, per "
+        f"speaker pair and overall; no interval below {e.min_sentences} sentences. Comparisons are paired "
+        "differences on the same items, bootstrapped the same way.",
     ]
     return "\n".join(
         textwrap.fill(f"{i}. {step}", width=110, subsequent_indent="   ")
@@ -60,47 +74,67 @@ def recipe_markdown(features: FeaturesConfig, evaluate: EvaluateConfig, sample_r
 
 @dataclass
 class SystemResult:
+    """One system's scores (one row per distinct item; experiments: every seed) and training records.
+
+    Attributes:
+        name: experiment or baseline name.
+        kind: ``"experiment"`` or ``"baseline"``.
+        unit: the item unit of its rows (:data:`vc.statistics.UNITS`).
+        scores: per-item scores with ``source, target, utt_id`` (``seed`` for experiments, ``pair`` for
+            ``source``) and the :data:`vc.evaluation.METRICS` columns.
+        trains: ``train.json`` of each seed's run (experiments only).
+        losses: each seed's loss curves by seed (experiments only).
+        figure: a mel-cepstrogram figure (experiments only).
+    """
+
     name: str
-    kind: str  # "experiment" | "baseline"
-    summary: dict[str, Any]
+    kind: str
+    unit: Unit
     scores: pd.DataFrame
-    train: dict[str, Any] | None = None
-    losses: pd.DataFrame | None = None
+    trains: list[dict[str, Any]] = field(default_factory=list)
+    losses: dict[int, pd.DataFrame] = field(default_factory=dict)
     figure: Path | None = None
 
 
-def load_results(eval_dir: str | Path, experiments: list[str], baselines: list[str]) -> list[SystemResult]:
-    """Read every system's evaluation folder (experiments first, in params order)."""
+def _read_scores(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype={"source": str, "target": str, "utt_id": str, "pair": str})
+
+
+def load_results(
+    eval_dir: str | Path, experiments: list[str], seeds: list[int], baselines: list[str]
+) -> list[SystemResult]:
+    """Read every system's evaluation folders (experiments first, in params order, every seed)."""
     eval_dir = Path(eval_dir)
     out = []
     for name in experiments:
-        d = eval_dir / "experiments" / name
+        folders = [eval_dir / "experiments" / name / f"seed-{seed}" for seed in seeds]
         out.append(
             SystemResult(
                 name,
                 "experiment",
-                json.loads((d / "summary.json").read_text()),
-                pd.read_csv(d / "scores.csv"),
-                json.loads((d / "train.json").read_text()),
-                pd.read_csv(d / "losses.tsv", sep="\t"),
-                d / "mcep.png",
+                "conversion",
+                pd.concat([_read_scores(d / "scores.csv") for d in folders], ignore_index=True),
+                [json.loads((d / "train.json").read_text()) for d in folders],
+                {
+                    seed: pd.read_csv(d / "losses.tsv", sep="\t")
+                    for seed, d in zip(seeds, folders, strict=True)
+                },
+                folders[0] / "mcep.png",
             )
         )
     for name in baselines:
-        d = eval_dir / "baselines" / name
-        out.append(
-            SystemResult(
-                name, "baseline", json.loads((d / "summary.json").read_text()), pd.read_csv(d / "scores.csv")
-            )
-        )
+        scores = _read_scores(eval_dir / "baselines" / name / "scores.csv")
+        out.append(SystemResult(name, "baseline", UNITS[name], scores))
     return out
 
 
-def _fmt(x: float, digits: int = 2) -> str:
+def _fmt(x: float | None, digits: int = 2) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
 def _ci(o: Mapping[str, Any], metric: str, digits: int = 2) -> str:
+    if math.isnan(o[metric + "_ci_low"]):
+        return f"{_fmt(o[metric], digits)} (no interval: {o.get('sentences', '?')} sentences)"
     low, high = _fmt(o[metric + "_ci_low"], digits), _fmt(o[metric + "_ci_high"], digits)
     return f"{_fmt(o[metric], digits)} [{low}, {high}]"
 
@@ -112,28 +146,55 @@ def _md_table(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def verdict(a: Mapping[str, Any], b: Mapping[str, Any]) -> str:
-    """How system ``a``'s MCD compares with ``b``'s, judged by their confidence intervals."""
-    if a["mcd_db_ci_high"] < b["mcd_db_ci_low"]:
-        return "lower (CIs do not overlap)"
-    if a["mcd_db_ci_low"] > b["mcd_db_ci_high"]:
-        return "higher (CIs do not overlap)"
-    return "not distinguishable (CIs overlap)"
-
-
 def differing_params(experiments: Mapping[str, ExperimentConfig]) -> pd.DataFrame:
-    """The resolved ``model.*``/``train.*`` params whose values differ between experiments."""
+    """The resolved ``model.*``/``train.*`` params whose values differ between experiments (seed aside)."""
     flat = {
         name: flatten({"model": to_dict(e.model), "train": to_dict(e.train)})
         for name, e in experiments.items()
     }
-    keys = sorted({k for f in flat.values() for k in f})
+    keys = sorted({k for f in flat.values() for k in f} - {"train.seed"})
     rows = [
         {"param": k, **{n: f.get(k) for n, f in flat.items()}}
         for k in keys
         if len({json.dumps(f.get(k)) for f in flat.values()}) > 1
     ]
     return pd.DataFrame(rows)
+
+
+@dataclass
+class Comparison:
+    """A paired difference ``system - other`` of one metric on the same items, and its verdict."""
+
+    system: str
+    other: str
+    metric: str
+    estimate: Estimate
+    verdict: str
+
+
+def compare(results: list[SystemResult], reference: str | None, cfg: EvaluateConfig) -> list[Comparison]:
+    """Each experiment against each baseline and against the ``reference`` experiment, by MCD and MSD."""
+    by_name = {r.name: r for r in results}
+    out = []
+    for r in results:
+        if r.kind != "experiment":
+            continue
+        others = [b for b in results if b.kind == "baseline"]
+        if reference is not None and r.name != reference and reference in by_name:
+            others.insert(0, by_name[reference])
+        for other in others:
+            for metric in ("mcd_db", "msd_db"):
+                diff = paired_difference(r.scores, other.scores, metric, other.unit)
+                est = estimate_metric(
+                    diff,
+                    "diff",
+                    confidence=cfg.confidence,
+                    n_resamples=cfg.bootstrap,
+                    seed=cfg.seed,
+                    min_clusters=cfg.min_sentences,
+                )
+                out.append(Comparison(r.name, other.name, metric, est, verdict(est)))
+    return out
 
 
 def build_report(
@@ -145,128 +206,262 @@ def build_report(
     corpus_summary: dict,
     features_summary: dict,
     experiments: Mapping[str, ExperimentConfig],
-    confidence: float,
+    evaluate: EvaluateConfig,
+    convert: ConvertConfig,
+    reference: str | None,
 ) -> dict[str, Any]:
     """Write the report folder atomically; return the metrics written to ``metrics.json``."""
+    summaries = {r.name: system_summary(r.name, r.kind, r.scores, evaluate, r.unit) for r in results}
+    comparisons = compare(results, reference, evaluate)
     with atomic_dir(out_dir) as tmp:
         (tmp / "figures").mkdir()
         (tmp / "per_pair").mkdir()
         (tmp / "losses").mkdir()
-        table = pd.DataFrame([{"system": r.name, "kind": r.kind, **r.summary["overall"]} for r in results])
-        plot_mcd_bars(table, tmp / "figures" / "mcd.png", confidence)
-        curves = {r.name: r.losses for r in results if r.losses is not None}
+        table = pd.DataFrame(
+            [{"system": r.name, "kind": r.kind, **summaries[r.name]["overall"]} for r in results]
+        )
+        plot_mcd_bars(table, tmp / "figures" / "mcd.png", evaluate.confidence)
+        curves = {f"{r.name}/seed-{s}": df for r in results for s, df in r.losses.items()}
         plot_loss_curves(curves, ["d/adv", "g/adv", "g/cyc", "g/id"], tmp / "figures" / "losses.png")
         for r in results:
             if r.figure is not None and r.figure.is_file():
                 shutil.copyfile(r.figure, tmp / "figures" / f"mcep-{r.name}.png")
-            pairs = pd.DataFrame(r.summary["pairs"])
-            pairs.insert(0, "pair", pairs["source"] + " -> " + pairs["target"])
+            pairs = _pairs_table(r, summaries[r.name])
             pairs.round(4).to_csv(tmp / "per_pair" / f"{r.name}.csv", index=False)
-            if r.losses is not None:
-                r.losses.to_csv(tmp / "losses" / f"{r.name}.tsv", sep="\t", index=False)
-        metrics = {r.name: {k: round(float(v), 4) for k, v in r.summary["overall"].items()} for r in results}
+            for seed, losses in r.losses.items():
+                losses.to_csv(tmp / "losses" / f"{r.name}-seed-{seed}.tsv", sep="\t", index=False)
+        metrics = _metrics(results, summaries, comparisons)
         write_json(tmp / "metrics.json", metrics)
         write_text(
             tmp / "report.md",
-            _markdown(results, title, recipe, corpus_summary, features_summary, experiments, confidence),
+            _markdown(
+                results,
+                summaries,
+                comparisons,
+                title=title,
+                recipe=recipe,
+                corpus=corpus_summary,
+                features=features_summary,
+                experiments=experiments,
+                evaluate=evaluate,
+                convert=convert,
+                reference=reference,
+            ),
         )
     return metrics
 
 
+def _metrics(
+    results: list[SystemResult], summaries: Mapping[str, dict], comparisons: list[Comparison]
+) -> dict[str, Any]:
+    """``metrics.json``: per system its overall numbers, seed spread and paired MCD differences."""
+    out: dict[str, Any] = {}
+    for r in results:
+        o = summaries[r.name]["overall"]
+        entry: dict[str, Any] = {k: round(float(v), 4) for k, v in o.items() if isinstance(v, int | float)}
+        if r.kind == "experiment":
+            spread = summaries[r.name]["seed_spread"]
+            entry["mcd_db_seed_sd"] = round(spread["sd"], 4)
+        for c in comparisons:
+            if c.system == r.name and c.metric == "mcd_db":
+                e = c.estimate
+                entry[f"mcd_db_minus_{c.other}"] = {
+                    "diff": round(e.mean, 4),
+                    "ci_low": round(e.low, 4),
+                    "ci_high": round(e.high, 4),
+                }
+        out[r.name] = entry
+    return out
+
+
+def _pairs_table(r: SystemResult, summary: Mapping[str, Any]) -> pd.DataFrame:
+    pairs = pd.DataFrame(summary["pairs"])
+    if r.unit == "conversion":
+        label = pairs["source"] + " -> " + pairs["target"]
+    elif r.unit == "target":
+        label = "* -> " + pairs["target"]
+    else:
+        label = pairs["pair"].str.replace("|", " <-> ", regex=False)
+    pairs.insert(0, "pair", label) if "pair" not in pairs else pairs.__setitem__("pair", label)
+    return pairs
+
+
+def _pair_cell(r: SystemResult, summary: Mapping[str, Any], src: str, tgt: str) -> str:
+    for p in summary["pairs"]:
+        match = {
+            "conversion": p.get("source") == src and p.get("target") == tgt,
+            "target": p.get("target") == tgt,
+            "unordered_pair": p.get("pair") == "|".join(sorted((src, tgt))),
+        }[r.unit]
+        if match:
+            return _ci(p, "mcd_db")
+    return "n/a"
+
+
+def _verdict_table(results: list[SystemResult], comparisons: list[Comparison], metric: str) -> str:
+    """One row per experiment, one column per system compared with, the verdict of ``metric`` in cells."""
+    others = list(dict.fromkeys(c.other for c in comparisons))
+    verdicts = {(c.system, c.other): c.verdict for c in comparisons if c.metric == metric}
+    rows = [
+        {"experiment": r.name, **{f"vs {o}": verdicts.get((r.name, o), "-") for o in others}}
+        for r in results
+        if r.kind == "experiment"
+    ]
+    return _md_table(pd.DataFrame(rows))
+
+
 def _markdown(
     results: list[SystemResult],
+    summaries: Mapping[str, dict],
+    comparisons: list[Comparison],
+    *,
     title: str,
     recipe: str,
     corpus: dict,
     features: dict,
     experiments: Mapping[str, ExperimentConfig],
-    confidence: float,
+    evaluate: EvaluateConfig,
+    convert: ConvertConfig,
+    reference: str | None,
 ) -> str:
-    ci = f"{confidence:.0%} CI"
+    ci = f"{evaluate.confidence:.0%} CI"
     parts = [
         f"# {title}",
         "",
         "Generated by `dvc repro` (stage `report`); every number below comes from the pipeline's outputs.",
         "",
     ]
+    first = next(r for r in results if r.kind == "experiment")
+    seeds = sorted(first.scores["seed"].unique().tolist()) if "seed" in first.scores else [0]
+    sentences = first.scores["utt_id"].nunique()
+    pairs = first.scores.groupby(["source", "target"]).ngroups
+    split = convert.split
+    scope = (
+        f"Scored on the **{split}** split: {sentences} sentences x {pairs} ordered speaker pairs, "
+        f"every experiment trained with {len(seeds)} seed(s) ({', '.join(map(str, seeds))})."
+    )
+    if split == "validation":
+        scope += " **Validation is for tuning: these are not test results.**"
+    if convert.max_utterances is not None:
+        scope += f" Capped at `convert.max_utterances: {convert.max_utterances}` sentences per pair."
+    else:
+        scope += " Every held-out sentence of every pair is converted (no cap)."
+    parts += [scope, ""]
 
     parts += ["## Corpus", ""]
     rows = [
         {
             "speaker": spk,
             "train utts": c["train"],
-            "eval utts": c["eval"],
+            "validation utts": c.get("validation", 0),
+            "test utts": c.get("test", 0),
             "seconds": c["seconds"],
             "mean F0 (Hz)": features["speakers"].get(spk, {}).get("mean_f0_hz", "n/a"),
         }
         for spk, c in corpus["speakers"].items()
     ]
+    skipped = [*corpus.get("skipped_files", []), *features.get("skipped_files", [])]
     parts += [
         _md_table(pd.DataFrame(rows)),
         "",
         f"{corpus['utterances']} utterances, {corpus['seconds']:.0f} s of prepared audio, "
-        f"{corpus['skipped']} skipped. WORLD analysis real-time factor: {features['real_time_factor']}.",
+        f"{len(skipped)} skipped. WORLD analysis real-time factor: {features['real_time_factor']}.",
         "",
     ]
+    if skipped:
+        parts += ["Skipped files (`corpus.on_bad_file: skip`):", ""]
+        parts += [f"- `{s['file']}`: {s['reason']}" for s in skipped] + [""]
 
     parts += [
         "## Results",
         "",
-        f"Means over evaluation utterances with {ci}. Lower is better except F0 correlation.",
+        f"Means over distinct items with {ci} (cluster bootstrap over sentences and seeds). Lower is better "
+        "except F0 correlation. Seed spread: the SD (min to max) of the per-seed mean MCD.",
         "",
     ]
     rows = []
     for r in results:
-        o = r.summary["overall"]
+        o = summaries[r.name]["overall"]
+        spread = summaries[r.name]["seed_spread"]
+        shared_f0 = r.kind == "experiment" or r.name == "mean-var"
+        mark = " ‡" if shared_f0 else ""
         rows.append(
             {
                 "system": r.name,
                 "kind": r.kind,
                 f"MCD dB ({ci})": _ci(o, "mcd_db"),
-                "log-F0 RMSE": _fmt(o["log_f0_rmse"], 3),
-                "F0 corr": _fmt(o["f0_corr"], 3),
-                "MSD dB": _fmt(o["msd_db"]),
+                "seed spread": (
+                    f"{_fmt(spread['sd'])} ({_fmt(spread['min'])}-{_fmt(spread['max'])})"
+                    if r.kind == "experiment" and spread["seeds"] > 1
+                    else "-"
+                ),
+                "MSD dB": _ci(o, "msd_db"),
+                "log-F0 RMSE": _fmt(o["log_f0_rmse"], 3) + mark,
+                "F0 corr": _fmt(o["f0_corr"], 3) + mark,
                 "n": int(o["n"]),
-                "MLflow run": (r.train or {}).get("mlflow_run_id", "baseline run"),
+                "sentences": int(o["sentences"]),
+                "seeds": int(o["seeds"]),
             }
         )
-    parts += [_md_table(pd.DataFrame(rows)), "", "![MCD with confidence intervals](figures/mcd.png)", ""]
+    parts += [
+        _md_table(pd.DataFrame(rows)),
+        "",
+        "‡ These systems convert F0 with the same log-Gaussian normalised transform of the source's F0 "
+        "(`vc/conversion.py`), so their log-F0 RMSE and F0 correlation measure that transform, not the "
+        "model: they cannot tell the experiments apart.",
+        "",
+        "n counts the distinct items scored: a trained system's conversions of every seed; "
+        "`copy-synthesis` once per target speaker and sentence; `source` (no conversion) once per "
+        "unordered pair and sentence.",
+        "",
+        "![MCD with confidence intervals](figures/mcd.png)",
+        "",
+    ]
 
-    baselines = {r.name: r.summary["overall"] for r in results if r.kind == "baseline"}
-    if baselines:
-        parts += ["### Each experiment against the baselines", ""]
-        rows = [
-            {
-                "experiment": r.name,
-                **{f"vs {b}": verdict(r.summary["overall"], o) for b, o in baselines.items()},
-            }
-            for r in results
-            if r.kind == "experiment"
+    if comparisons:
+        parts += [
+            "### Paired differences",
+            "",
+            f"MCD of each experiment minus the other system's on the same items ({ci} of the mean "
+            "difference, cluster bootstrap over sentences and seeds); the verdict is worded from that "
+            "interval. " + (f"`{reference}` is the reference experiment." if reference else ""),
+            "",
         ]
-        parts += [_md_table(pd.DataFrame(rows)), ""]
+        parts += [_verdict_table(results, comparisons, "mcd_db"), ""]
+        parts += ["Modulation spectrum distance (MSD dB), the same way:", ""]
+        parts += [_verdict_table(results, comparisons, "msd_db"), ""]
 
-    parts += ["## MCD per speaker pair (dB)", ""]
-    per_pair = {
-        r.name: {f"{p['source']} -> {p['target']}": _fmt(p["mcd_db"]) for p in r.summary["pairs"]}
-        for r in results
+    parts += [
+        "## MCD per speaker pair (dB)",
+        "",
+        f"Mean [{ci}] per ordered pair, over sentences (and seeds); no interval below "
+        f"{evaluate.min_sentences} sentences. `copy-synthesis` depends on the target only, `source` on the "
+        "unordered pair.",
+        "",
+    ]
+    ordered = first.scores.drop_duplicates(["source", "target"])[["source", "target"]].itertuples(index=False)
+    table = {
+        f"{src} -> {tgt}": {r.name: _pair_cell(r, summaries[r.name], src, tgt) for r in results}
+        for src, tgt in ordered
     }
-    parts += [_md_table(pd.DataFrame(per_pair).rename_axis("pair").reset_index()), ""]
+    parts += [_md_table(pd.DataFrame(table).T.rename_axis("pair").reset_index()), ""]
 
     parts += ["## Training", ""]
     rows = []
     for r in results:
-        if r.train is None:
-            continue
-        final = r.train.get("final", {})
-        rows.append(
-            {
-                "experiment": r.name,
-                "iterations": r.train["iterations"],
-                "wall s": r.train["wall_seconds"],
-                "processes": r.train.get("processes", 1),
-                **{k: _fmt(final.get(k, float("nan")), 3) for k in ("d/adv", "g/adv", "g/cyc", "g/id")},
-            }
-        )
+        for t in r.trains:
+            final = t.get("final", {})
+            rows.append(
+                {
+                    "experiment": r.name,
+                    "seed": t.get("seed", 0),
+                    "iterations": t["iterations"],
+                    "wall s": t["wall_seconds"],
+                    "processes": t.get("processes", 1),
+                    **{k: _fmt(final.get(k, float("nan")), 3) for k in ("d/adv", "g/adv", "g/cyc", "g/id")},
+                    "MLflow run": t.get("mlflow_run_id", ""),
+                }
+            )
     parts += [
         _md_table(pd.DataFrame(rows)),
         "",
@@ -280,7 +475,7 @@ def _markdown(
     parts += ["## What the experiments differ in", ""]
     parts += [_md_table(diff) if len(diff) else "Nothing: every experiment has the same resolved params.", ""]
 
-    parts += ["## Mel-cepstrograms (source, converted, target)", ""]
+    parts += ["## Mel-cepstrograms (source, converted, target; first seed)", ""]
     parts += [f"![{r.name}](figures/mcep-{r.name}.png)" for r in results if r.figure is not None]
     parts += ["", "## Recipe", "", recipe, ""]
     return "\n".join(parts)
@@ -302,7 +497,9 @@ def check_report(report_dir: str | Path, systems: list[str]) -> None:
             values = metrics.get(system)
             if not values:
                 problems.append(f"metrics.json has no entry for '{system}'")
-            elif not all(math.isfinite(v) for k, v in values.items() if k in ("mcd_db", "msd_db", "n")):
+            elif not all(math.isfinite(values[k]) for k in ("mcd_db", "msd_db", "n") if k in values):
                 problems.append(f"metrics.json: non-finite values for '{system}': {values}")
+            elif values.get("n", 0) < 1:
+                problems.append(f"metrics.json: no scored items for '{system}'")
     if problems:
         raise ValueError("report check failed:\n  " + "\n  ".join(problems))

@@ -19,6 +19,7 @@ from vc.audio import SilentAudioError, prepare
 from vc.config import AudioConfig, CorpusConfig, VoiceConfig
 from vc.corpus.layouts import SourceUtterance, scan_corpus
 from vc.corpus.split import assign_splits
+from vc.errors import InputError
 from vc.io import AudioReadError, atomic_dir, read_audio, write_json, write_wav
 from vc.parallel import parallel_map
 
@@ -32,7 +33,7 @@ MANIFEST_COLUMNS = [
 ]  # fmt: skip
 
 
-class CorpusError(ValueError):
+class CorpusError(InputError):
     """A corpus cannot be built as configured; the message names the file or the params key."""
 
 
@@ -208,17 +209,23 @@ def build_corpus(
 def corpus_summary(rows: pd.DataFrame) -> dict:
     """Per-speaker utterance counts and seconds of prepared audio, by split."""
     ok = rows[rows["status"] == "ok"]
+    skipped = rows[rows["status"] != "ok"]
     out = {
         "speakers": {},
         "utterances": len(ok),
         "seconds": round(float(ok["duration"].sum()), 2),
-        "skipped": int((rows["status"] != "ok").sum()),
+        "skipped": len(skipped),
+        "skipped_files": [
+            {"file": str(f), "reason": str(n)}
+            for f, n in zip(skipped["source"], skipped["note"], strict=True)
+        ],
     }
     for spk, group in ok.groupby("speaker", sort=False):
         out["speakers"][spk] = {
             "utterances": len(group),
             "train": int((group["split"] == "train").sum()),
-            "eval": int((group["split"] == "eval").sum()),
+            "validation": int((group["split"] == "validation").sum()),
+            "test": int((group["split"] == "test").sum()),
             "seconds": round(float(group["duration"].sum()), 2),
         }
     return out
@@ -229,9 +236,9 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise CorpusError(f"{path}: no corpus manifest (run the corpus stage first)")
-    df = pd.read_csv(
-        path,
-        dtype={"utt_id": str, "speaker": str, "split": str, "note": str, "text": str},
-        keep_default_na=False,
-    )
+    text = {c: str for c in ("speaker", "utt_id", "split", "path", "source", "status", "note", "text")}
+    df = pd.read_csv(path, dtype=text, keep_default_na=False)
+    for column in ("duration", "sample_rate", "source_sample_rate", "source_duration"):
+        if column in df:  # skipped files leave these empty: NaN, never text
+            df[column] = pd.to_numeric(df[column].replace("", None), errors="coerce")
     return df

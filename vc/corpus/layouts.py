@@ -21,6 +21,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from vc.errors import InputError
+
 __all__ = ["AUDIO_SUFFIXES", "CorpusLayoutError", "SourceUtterance", "scan_corpus"]
 
 AUDIO_SUFFIXES = (".wav", ".flac")
@@ -28,7 +30,7 @@ _ARCTIC_DIR = re.compile(r"^cmu_us_(?P<spk>[A-Za-z0-9]+)_arctic$")
 _VCTK_FILE = re.compile(r"^(?P<spk>[^_]+)_(?P<id>[^_]+?)(?:_(?P<mic>mic\d))?$")
 
 
-class CorpusLayoutError(ValueError):
+class CorpusLayoutError(InputError):
     """The corpus folder is missing, empty, or lacks a requested speaker. The message names the path."""
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from vc.config import FeaturesConfig
+from vc.errors import InputError
 from vc.features.world import analyze, load_features
 from vc.io import AudioReadError, atomic_dir, read_audio, write_json
 from vc.parallel import parallel_map, resolve_workers
@@ -33,7 +34,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-class FeatureError(ValueError):
+class FeatureError(InputError):
     """An utterance cannot be analysed (unreadable, no voiced frames); the message names the file."""
 
 
@@ -85,7 +86,7 @@ def analyze_corpus(
     ``timing_path``: where to write the wall time and real-time factor (JSON), outside the feature folder.
     """
     corpus_dir = Path(corpus_dir)
-    rows = manifest[(manifest["status"] == "ok") & (manifest["split"].isin(["train", "eval"]))]
+    rows = manifest[(manifest["status"] == "ok") & (manifest["split"].isin(["train", "validation", "test"]))]
     rows = rows[["speaker", "utt_id", "split", "duration", "path"]].reset_index(drop=True)
     wavs = [corpus_dir / p for p in rows.pop("path")]
     paths = [Path(spk) / f"{utt}.npz" for spk, utt in zip(rows["speaker"], rows["utt_id"], strict=True)]
@@ -128,6 +129,7 @@ def analyze_corpus(
 
 def features_summary(index: pd.DataFrame) -> dict:
     """Per speaker: utterances, seconds and mean F0 (weighted by voiced frames); the total seconds."""
+    index = _numeric(index)
     ok = index[index["status"] == "ok"]
     speakers = {}
     for spk, g in ok.groupby("speaker", sort=False):
@@ -137,20 +139,36 @@ def features_summary(index: pd.DataFrame) -> dict:
             "mean_f0_hz": round(float(np.average(g["mean_f0"], weights=g["voiced_frames"])), 1),
         }
     audio = float(ok["duration"].sum())
-    return {"speakers": speakers, "audio_seconds": round(audio, 2)}
+    skipped = index[index["status"] != "ok"]
+    return {
+        "speakers": speakers,
+        "audio_seconds": round(audio, 2),
+        "skipped_files": [
+            {"file": f"{spk}/{utt}", "reason": str(note)}
+            for spk, utt, note in zip(skipped["speaker"], skipped["utt_id"], skipped["note"], strict=True)
+        ],
+    }
+
+
+def _numeric(index: pd.DataFrame) -> pd.DataFrame:
+    """Numeric columns as numbers (a skipped file leaves them empty: NaN, never text)."""
+    index = index.copy()
+    for column in ("duration", "frames", "voiced_frames", "mean_f0"):
+        if column in index:
+            index[column] = pd.to_numeric(index[column].replace("", None), errors="coerce")
+    return index
 
 
 def read_index(features_dir: str | Path) -> pd.DataFrame:
     path = Path(features_dir) / "index.csv"
     if not path.is_file():
         raise FeatureError(f"{path}: no feature index (run the features stage first)")
-    return pd.read_csv(
-        path, dtype={"utt_id": str, "speaker": str, "split": str, "note": str}, keep_default_na=False
-    )
+    text = {c: str for c in ("speaker", "utt_id", "split", "status", "note", "path")}
+    return _numeric(pd.read_csv(path, dtype=text, keep_default_na=False))
 
 
 def load_corpus_features(features_dir: str | Path, split: str) -> dict[str, list]:
-    """``{speaker: [WorldFeatures, ...]}`` for the usable utterances of ``split`` (train or eval)."""
+    """``{speaker: [WorldFeatures, ...]}`` for the usable utterances of ``split`` (train/validation/test)."""
     features_dir = Path(features_dir)
     index = read_index(features_dir)
     index = index[(index["status"] == "ok") & (index["split"] == split)]

@@ -18,13 +18,14 @@ import numpy as np
 from sklearn.preprocessing import StandardScaler
 
 from vc.config import FeaturesConfig
+from vc.errors import InputError
 from vc.features.world import SpectralCodec, WorldFeatures
 from vc.io import write_json
 
 __all__ = ["FeatureStats", "StatsError", "fit_stats"]
 
 
-class StatsError(ValueError):
+class StatsError(InputError):
     """Statistics are missing, inconsistent, or asked for an unknown speaker (named in the message)."""
 
 

@@ -1,9 +1,9 @@
-"""Array-level evaluation metrics: DTW alignment, MCD, F0 metrics, modulation spectrum distance, bootstrap.
+"""Array-level evaluation metrics: DTW alignment, MCD, F0 metrics, modulation spectrum distance.
 
-These functions take arrays only; WORLD analysis of wav files happens elsewhere.
+These functions take arrays only; WORLD analysis of wav files happens elsewhere, and the statistics over
+scored items (intervals, paired differences) are in :mod:`vc.statistics`.
 """
 
-from vc.metrics.bootstrap import CI, bootstrap_ci
 from vc.metrics.dtw import dtw_path
 from vc.metrics.f0 import CENTS_PER_NEPER, F0Result, f0_metrics
 from vc.metrics.mcd import MCD_CONST, MCDResult, mcd, mcd_frames
@@ -11,11 +11,9 @@ from vc.metrics.msd import modulation_spectrum, msd
 
 __all__ = [
     "CENTS_PER_NEPER",
-    "CI",
     "MCD_CONST",
     "F0Result",
     "MCDResult",
-    "bootstrap_ci",
     "dtw_path",
     "f0_metrics",
     "mcd",

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
+from vc.errors import InputError
 from vc.features.stats import FeatureStats
 from vc.features.world import WorldFeatures
 from vc.training.objectives import Batch
@@ -22,7 +23,7 @@ __all__ = ["CropError", "FeatureBank"]
 log = logging.getLogger(__name__)
 
 
-class CropError(ValueError):
+class CropError(InputError):
     """The training crop is longer than the usable utterances; the message names the speaker and lengths."""
 
 

@@ -27,6 +27,7 @@ import vc
 from vc.config import ExperimentConfig, OptimizerConfig
 from vc.configlib import to_dict
 from vc.models import build_models
+from vc.parallel import cpus_per_job
 from vc.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from vc.training.data import FeatureBank
 from vc.training.distributed import DistContext
@@ -138,8 +139,7 @@ class Trainer:
         self.dist = dist or DistContext()
         self.on_log = on_log
         self.progress = progress
-        if self.cfg.num_threads:
-            torch.set_num_threads(self.cfg.num_threads)
+        torch.set_num_threads(self.cfg.num_threads or cpus_per_job())
         if self.cfg.batch_size % self.dist.world_size:
             raise ValueError(
                 f"train.batch_size ({self.cfg.batch_size}) must be divisible by the number of "

@@ -1,0 +1,161 @@
+"""Tune on validation, never on test: train variants of one experiment and score them on the validation split.
+
+    python -m benchmarks.tuning                                  # the README's tuning table
+    python -m benchmarks.tuning --iterations 400 --variant 'lr-2e-4={"train": {"optimizer": {"lr_g": 2e-4}}}'
+
+Reads the outputs of `dvc repro` up to `stats` (data/corpus, data/features, data/stats.json) and params.yaml.
+Each variant is the experiment's resolved config with the given overrides (and ``--iterations``); it is
+trained with the first seed, converts every validation sentence of every ordered pair, and is scored by the
+report's recipe and statistics: MCD with a cluster-bootstrap interval, and the paired difference against the
+mean-var baseline on the same validation items. Prints a Markdown table. The test sentences are never read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.common import read_params
+from vc.config import ExperimentConfig
+from vc.configlib import build, deep_merge, to_dict
+from vc.conversion import convert_features, mean_var_convert, vocode
+from vc.corpus.build import read_manifest
+from vc.evaluation import analyze_wav_for_eval, evaluation_plan, score_system, usable_utterances
+from vc.features.extract import load_corpus_features, read_index
+from vc.features.stats import FeatureStats
+from vc.features.world import load_features
+from vc.io import write_wav
+from vc.model_store import TrainedModel
+from vc.statistics import estimate_metric, paired_difference, verdict
+from vc.training.data import FeatureBank
+from vc.training.trainer import Trainer
+
+log = logging.getLogger("benchmarks.tuning")
+
+# The README's tuning table: where the CPU default departs from the paper, one change at a time.
+DEFAULT_VARIANTS = {
+    "paper settings at CPU width (sum pooling, lr 2e-4/1e-4)": {
+        "model": {"discriminator": {"pooling": "sum"}},
+        "train": {"optimizer": {"lr_g": 2e-4, "lr_d": 1e-4}},
+    },
+    "mean pooling, lr 2e-4/1e-4": {"train": {"optimizer": {"lr_g": 2e-4, "lr_d": 1e-4}}},
+    "mean pooling, lr 1e-3/5e-4 (the default)": {},
+    "the default without the adversarial loss": {"train": {"lambdas": {"adv": 0.0}}},
+}
+
+
+def _convert_all(
+    plan: pd.DataFrame, features: Path, stats: FeatureStats, out: Path, model: TrainedModel | None
+) -> pd.DataFrame:
+    """Wavs of ``model``'s conversions (None: the mean-var baseline); the plan with a ``path`` column."""
+    paths = []
+    for src, tgt, utt in zip(plan["source"], plan["target"], plan["utt_id"], strict=True):
+        feats = load_features(features / src / f"{utt}.npz")
+        converted = (
+            mean_var_convert(stats, feats, src, tgt)
+            if model is None
+            else convert_features(model, feats, src, tgt)
+        )
+        path = out / f"{src}__{tgt}" / f"{utt}.wav"
+        write_wav(path, vocode(converted, stats), stats.codec.sample_rate)
+        paths.append(str(path))
+    return plan.assign(path=paths)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--experiment", default="stargan-vc2", help="the experiment the variants start from")
+    parser.add_argument("--iterations", type=int, default=None, help="default: the experiment's")
+    parser.add_argument(
+        "--variant", action="append", default=[], help="NAME=JSON overrides of model/train (repeatable)"
+    )
+    parser.add_argument("--data", default="data", help="folder with corpus/, features/ and stats.json")
+    parser.add_argument("--out", default=None, help="also write the table (Markdown) and JSON here")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level="INFO", format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    params = read_params(args.params)
+    variants = (
+        dict(v.split("=", 1) for v in args.variant) if args.variant else dict.fromkeys(DEFAULT_VARIANTS)
+    )
+    data = Path(args.data)
+    features = data / "features"
+    stats = FeatureStats.load(data / "stats.json")
+    usable = usable_utterances(
+        read_manifest(data / "corpus/manifest.csv"), read_index(features), "validation"
+    )
+    plan = evaluation_plan(usable, stats.speakers, params.convert.pairs)
+    base = params.experiment(args.experiment)
+    log.info("validation: %d sentences, %d conversions per variant", plan["utt_id"].nunique(), len(plan))
+
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        for spk, utt, path in zip(usable["speaker"], usable["utt_id"], usable["path"], strict=True):
+            analyze_wav_for_eval(data / "corpus" / path, params.features).save(
+                tmp / "refs" / spk / f"{utt}.npz"
+            )
+
+        def score(items: pd.DataFrame) -> pd.DataFrame:
+            return score_system(items, tmp / "refs", params.features, params.evaluate)
+
+        mean_var = score(_convert_all(plan, features, stats, tmp / "mean-var", None))
+        bank = FeatureBank.from_features(
+            load_corpus_features(features, "train"), stats, base.train.crop_frames
+        )
+        e = params.evaluate
+        stat = {"confidence": e.confidence, "n_resamples": e.bootstrap, "seed": e.seed, "min_clusters": 2}
+        rows = [
+            {"variant": "mean-var baseline", "MCD dB": _interval(estimate_metric(mean_var, "mcd_db", **stat))}
+        ]
+        for i, (name, text) in enumerate(variants.items()):
+            overrides = DEFAULT_VARIANTS[name] if text is None else json.loads(text)
+            cfg = deep_merge({"model": to_dict(base.model), "train": to_dict(base.train)}, overrides)
+            if args.iterations:
+                cfg["train"]["iterations"] = args.iterations
+                cfg["train"]["optimizer"]["decay_start"] = args.iterations // 2
+            exp = build(ExperimentConfig, {"name": base.name, **cfg})
+            start = time.perf_counter()
+            state = Trainer(exp, bank, tmp / f"ckpt{i}", progress=False).fit()
+            seconds = time.perf_counter() - start
+            model = TrainedModel(state.generator.eval(), stats, exp, params.features, {})
+            scores = score(_convert_all(plan, features, stats, tmp / f"v{i}", model))
+            diff = paired_difference(scores, mean_var, "mcd_db", "conversion")
+            rows.append(
+                {
+                    "variant": name,
+                    "MCD dB": _interval(estimate_metric(scores, "mcd_db", **stat)),
+                    "vs mean-var (paired)": verdict(estimate_metric(diff, "diff", **stat)),
+                    "iterations": exp.train.iterations,
+                    "train s": round(seconds),
+                }
+            )
+            log.info("%s: %s", name, rows[-1])
+    table = pd.DataFrame(rows).fillna("")
+    markdown = _markdown(table)
+    log.info("validation split, %d sentences:\n%s", plan["utt_id"].nunique(), markdown)
+    if args.out:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        (Path(args.out) / "tuning.md").write_text(markdown + "\n")
+        table.to_json(Path(args.out) / "tuning.json", orient="records", indent=1)
+
+
+def _interval(est) -> str:
+    return f"{est.mean:.2f} [{est.low:.2f}, {est.high:.2f}]"
+
+
+def _markdown(df: pd.DataFrame) -> str:
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    return "\n".join(
+        lines + ["| " + " | ".join(str(v) for v in r) + " |" for r in df.itertuples(index=False)]
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""The project code a stage runs: the import closure of its entry module within `vc` and `pipeline`.
+
+Read from the source text (every ``import`` statement, function-level ones included), never by importing,
+so it sees lazy imports too and costs milliseconds. Used by the training checkpoint's fingerprint (a
+checkpoint made by other code is stale) and by the test that every stage's ``deps`` in dvc.yaml cover the
+code it runs.
+
+    python -m pipeline.codedeps pipeline.train      # list the files
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from functools import cache
+from pathlib import Path
+
+__all__ = ["PROJECT_PACKAGES", "ROOT", "import_closure", "module_file"]
+
+ROOT = Path(__file__).resolve().parents[1]
+PROJECT_PACKAGES = ("vc", "pipeline")
+
+
+def module_file(name: str, root: Path = ROOT) -> Path | None:
+    """The source file of project module ``name`` (``a/b.py`` or ``a/b/__init__.py``), or None."""
+    if name.split(".", maxsplit=1)[0] not in PROJECT_PACKAGES:
+        return None
+    base = root.joinpath(*name.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def _imported_names(path: Path) -> set[str]:
+    """Absolute module names an ``import`` in ``path`` may load (``from a import b``: ``a`` and ``a.b``)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+@cache
+def _closure(module: str, root: Path) -> frozenset[Path]:
+    todo, seen = [module], set()
+    files: set[Path] = set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        parts = name.split(".")
+        for i in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__ and a/b/__init__ too
+            path = module_file(".".join(parts[:i]), root)
+            if path is not None and path not in files:
+                files.add(path)
+                todo.extend(_imported_names(path))
+    return frozenset(files)
+
+
+def import_closure(module: str, root: Path = ROOT) -> list[Path]:
+    """Every project source file that running ``python -m module`` can import, sorted.
+
+    Raises:
+        ValueError: when ``module`` is not a project module.
+    """
+    if module_file(module, root) is None:
+        raise ValueError(f"{module}: not a module of {', '.join(PROJECT_PACKAGES)} under {root}")
+    return sorted(_closure(module, root.resolve()))
+
+
+if __name__ == "__main__":
+    for file in import_closure(sys.argv[1]):
+        sys.stdout.write(f"{file.relative_to(ROOT)}\n")

