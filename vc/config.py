@@ -281,6 +281,7 @@ class ConvertConfig:
     split: Literal["test", "validation"] = "test"  # sentences converted and scored (validation: tuning)
     pairs: tuple[tuple[str, str], ...] = ()  # ordered (source, target) pairs; empty: every ordered pair
     max_utterances: int | None = param(None, ge=1)  # sentences per pair (a cap the report states); null: all
+    workers: int = param(0, ge=0)  # conversion processes; 0: this job's share of the CPUs
 
     def check(self) -> list[tuple[str, str]]:
         for i, (src, tgt) in enumerate(self.pairs):
