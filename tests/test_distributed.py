@@ -16,6 +16,7 @@ TINY = {
     "model": TINY_PARAMS_OVERRIDES["model"],
     "train": TINY_PARAMS_OVERRIDES["train"],
     "experiments": {"tiny": {}},
+    "report": {"reference": None},
     "tracking": {"experiment": "ddp-test"},
 }
 

@@ -307,7 +307,7 @@ class EvaluateConfig:
 @dataclass(frozen=True)
 class ReportConfig:
     title: str = "StarGAN-VC2 experiments"
-    reference: str | None = None  # the experiment every other is compared with (paired); null: none
+    reference: str | None = "stargan-vc2"  # the experiment every other is compared with (paired); null: none
 
 
 @dataclass(frozen=True)
