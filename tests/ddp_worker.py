@@ -17,5 +17,6 @@ if __name__ == "__main__":
     args = parser.parse_args(sys.argv[1:])
     state = main(args)
     rank = int(os.environ["RANK"])
+    Path(args.out).mkdir(parents=True, exist_ok=True)  # rank 1 may get here before rank 0's export
     torch.save(state.generator.state_dict(), Path(args.out) / f"rank{rank}-generator.pt")
     torch.save(state.discriminator.state_dict(), Path(args.out) / f"rank{rank}-discriminator.pt")
