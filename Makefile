@@ -13,17 +13,20 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 JOBS ?= 2
 
-.PHONY: repro test lint bench ui queue tracking-init clean-venv ci-report
+.PHONY: repro test lint schema bench ui queue tracking-init clean-venv ci-report
 
+# The perceptual metrics' extra (vc.perceptual; the evaluation skips a metric whose packages are missing).
+# resemblyzer 0.1.4 goes in with --no-deps: it requires `webrtcvad` (a source build) and the obsolete `typing`
+# backport; the extra's webrtcvad-wheels provides the same module prebuilt.
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet $(PIP_INDEX) -c constraints.txt -e ".[espeak]"
+	$(BIN)/python -m pip install --quiet $(PIP_INDEX) -c constraints.txt -e ".[espeak,metrics]"
+	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt resemblyzer==0.1.4
 	touch $@
 
-# The perceptual-metric and HiFi-GAN extras (library modules vc.perceptual, vc.vocoders; their tests).
+# The HiFi-GAN extra (library module vc.vocoders; its tests) and the dev tools.
 $(VENV)/.installed-dev: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[espeak,metrics,hifigan,dev]"
-	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt resemblyzer==0.1.4
 	touch $@
 
 ## Run the whole pipeline (dvc repro) on the embedded default corpus.
@@ -41,6 +44,10 @@ test: $(VENV)/.installed-dev
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+## Regenerate params.schema.json (editor completion and checks for params.yaml) from vc/config.py.
+schema: $(VENV)/.installed
+	$(BIN)/python -m vc.config schema > params.schema.json.tmp && mv params.schema.json.tmp params.schema.json
 
 ## Benchmarks (print figures; never part of the tests).
 bench: $(VENV)/.installed-dev

@@ -3,11 +3,13 @@
     python -m benchmarks.train_step                      # the params.yaml default model, 1 thread
     python -m benchmarks.train_step --preset paper --threads 1
     python -m benchmarks.train_step --preset paper --device cuda --amp bf16
+    python -m benchmarks.train_step --profile 5        # torch.profiler: where one iteration's time goes
 
 Batch 8 (``train.batch_size``), 35 x 128 features (``--dim``, ``train.crop_frames``), identity term on.
 Prints the median and min seconds per iteration over ``--iters`` timed iterations after ``--warmup``,
 CPU-seconds per iteration (process CPU time; equals wall time single-threaded), iterations per second and
-peak memory (RSS; and CUDA peak allocation on a GPU).
+peak memory (RSS; and CUDA peak allocation on a GPU). ``--profile N`` then profiles N more iterations with
+:mod:`torch.profiler` and prints the operators (grouped by input shape) that take the most self time.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dim", type=int, default=35)
     parser.add_argument("--iters", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--profile", type=int, default=0, help="profile this many more iterations")
+    parser.add_argument("--rows", type=int, default=25, help="operators to list with --profile")
     args = parser.parse_args(argv)
     logging.basicConfig(level="INFO", format="%(message)s")
 
@@ -111,6 +115,37 @@ def main(argv: list[str] | None = None) -> None:
     log.info("peak RSS: %.2f GB", rss_gb)
     if args.device == "cuda":
         log.info("peak CUDA memory: %.2f GB", torch.cuda.max_memory_allocated() / 2**30)
+    if args.profile:
+        profile_steps(trainer, args.profile, args.rows, cuda=args.device == "cuda")
+
+
+def profile_steps(trainer: Trainer, iterations: int, rows: int, *, cuda: bool) -> None:
+    """Log the operators with the most self time over ``iterations`` iterations, per input shape."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities, record_shapes=True) as prof:
+        for _ in range(iterations):
+            trainer.train_step()
+        if cuda:
+            torch.cuda.synchronize()
+    events = prof.key_averages(group_by_input_shape=True)
+    total = sum(e.self_device_time_total if cuda else e.self_cpu_time_total for e in events)
+    log.info(
+        "top operators by self %s time (ms per iteration, share, calls per iteration, input shapes):",
+        "CUDA" if cuda else "CPU",
+    )
+    ranked = sorted(events, key=lambda e: -(e.self_device_time_total if cuda else e.self_cpu_time_total))
+    for e in ranked[:rows]:
+        t = e.self_device_time_total if cuda else e.self_cpu_time_total
+        log.info(
+            "%8.2f %5.1f%% %4d  %-32s %s",
+            t / 1e3 / iterations,
+            100 * t / total,
+            e.count // iterations,
+            e.key,
+            str(e.input_shapes)[:100],
+        )
 
 
 if __name__ == "__main__":

@@ -2,11 +2,15 @@
 same held-out sentences, each distinct item once (:data:`vc.statistics.UNITS`):
 
 - ``source``: no conversion (the source's utterance against the target's utterance of the same sentence),
-  once per unordered speaker pair and sentence (A->B and B->A compare the same two wavs);
+  counted once per unordered speaker pair and sentence (A->B and B->A compare the same two wavs); its rows
+  hold both directions, since a perceptual metric of A's recording (similarity to B) is not symmetric;
 - ``mean-var``: per-speaker mel-cepstral mean/variance matching plus the log-Gaussian F0 transform, per
   ordered pair and sentence;
 - ``copy-synthesis``: the target analysed and resynthesised by WORLD (the vocoder's floor), once per target
   speaker and sentence.
+
+The perceptual metrics score each baseline's wavs too (:mod:`vc.perceptual.scoring`); ``source`` takes the
+natural recordings' values from the references stage.
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ from vc.features.extract import read_index
 from vc.features.stats import FeatureStats
 from vc.features.world import load_features
 from vc.io import atomic_dir, write_wav
-from vc.statistics import UNITS, distinct_items
+from vc.perceptual.scoring import ReferenceMaterial, score_perceptual
+from vc.statistics import UNITS, distinct_items, with_pair
 from vc.tracking import RunTracker, git_commit, group_tag, log_evaluation
 
 log = logging.getLogger("pipeline.baselines")
@@ -43,7 +48,8 @@ def synthesize_baseline(
 ) -> pd.DataFrame:
     """Write the baseline's wavs under ``folder``; return the plan with a ``path`` column ('' for source).
 
-    ``plan`` holds the baseline's distinct items (``source, target, utt_id``, and ``pair`` for ``source``).
+    ``plan`` holds the baseline's items: ``source, target, utt_id`` (for ``source`` every ordered pair,
+    with ``pair``).
     """
     if name == "source":
         return plan.assign(path="")
@@ -75,27 +81,42 @@ def main(args: argparse.Namespace) -> None:
     )
     commit = git_commit()
     group = group_tag(Path(args.params).read_text(), commit)
+    material = ReferenceMaterial.load(Path(args.references) / "perceptual")
     with atomic_dir(args.converted) as wavs:
         results = {}
         for name in params.baselines:
             unit = UNITS[name]
             items = synthesize_baseline(
                 name,
-                distinct_items(plan, unit),
+                with_pair(plan) if name == "source" else distinct_items(plan, unit),
                 Path(args.features),
                 stats,
                 params.convert.vocoder,
                 wavs / name,
             )
-            scores = score_system(
-                items,
-                args.references,
-                params.features,
-                params.evaluate,
-                workers=params.evaluate.workers,
-                desc=f"evaluate {name}",
+            scores = pd.concat(
+                [
+                    score_system(
+                        items,
+                        args.references,
+                        params.features,
+                        params.evaluate,
+                        workers=params.evaluate.workers,
+                        desc=f"evaluate {name}",
+                    ),
+                    score_perceptual(
+                        items,
+                        material,
+                        params.evaluate,
+                        workers=params.evaluate.workers,
+                        desc=f"perceptual {name}",
+                        made_from="target" if name == "copy-synthesis" else "source",
+                    ),
+                ],
+                axis=1,
             )
-            results[name] = (scores, system_summary(name, "baseline", scores, params.evaluate, unit))
+            summary = system_summary(name, "baseline", scores, params.evaluate, unit)
+            results[name] = (scores, {**summary, "perceptual": material.info()})
     with atomic_dir(args.out) as out:
         for name, (scores, summary) in results.items():
             write_system_results(out / name, summary, scores)

@@ -28,6 +28,13 @@ def check_data(params: Params, root: Path) -> list[str]:
         utts = scan_corpus(path if path.is_absolute() else root / path, corpus.layout, corpus.speakers)
         speakers = list(dict.fromkeys(u.speaker for u in utts))
         notes.append(f"corpus folder: {len(utts)} files of {len(speakers)} speakers")
+        if corpus.transcripts is not None:
+            from vc.corpus.transcripts import read_transcripts
+
+            path = Path(corpus.transcripts).expanduser()
+            transcripts = read_transcripts(path if path.is_absolute() else root / path)
+            with_text = sum(bool(transcripts.text(u.speaker, u.utt_id) or u.text) for u in utts)
+            notes.append(f"corpus.transcripts: texts for {with_text} of {len(utts)} files")
     else:
         speakers = list(corpus.speakers or corpus.embedded.speakers)
     for i, pair in enumerate(params.convert.pairs):
@@ -36,6 +43,13 @@ def check_data(params: Params, root: Path) -> list[str]:
                 raise ConfigError(
                     f"convert.pairs[{i}]", f"unknown speaker '{who}' (speakers: {', '.join(speakers)})"
                 )
+    from vc.perceptual.scoring import check_models
+
+    metrics, skipped = check_models(params.evaluate)
+    notes.append(
+        f"perceptual metrics: {', '.join(metrics) or 'none'}"
+        + "".join(f"; {metric} skipped: {why}" for metric, why in skipped.items())
+    )
     index_path = root / "data" / "features" / "index.csv"
     if index_path.is_file():
         from vc.features.extract import read_index

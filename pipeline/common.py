@@ -65,7 +65,7 @@ def run(
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"
     )
-    for noisy in ("matplotlib", "PIL", "numba", "urllib3", "alembic", "git"):
+    for noisy in ("matplotlib", "PIL", "numba", "urllib3", "alembic", "git", "faster_whisper"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         main(args)

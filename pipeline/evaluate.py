@@ -19,6 +19,7 @@ from vc.evaluation import (
     system_summary,
     write_system_results,
 )
+from vc.perceptual.scoring import ReferenceMaterial, score_perceptual
 from vc.plots import plot_mcep_panels
 from vc.tracking import RunTracker, log_evaluation
 
@@ -63,26 +64,34 @@ def main(args: argparse.Namespace) -> None:
     seed = exp.train.seed
     converted = run_dir(args.converted, exp.name, seed)
     items = pd.read_csv(converted / "index.csv", dtype=str, keep_default_na=False)
-    scores = score_system(
-        items.assign(path=[str(converted / p) for p in items["path"]]),
-        args.references,
-        params.features,
-        params.evaluate,
-        workers=params.evaluate.workers,
+    wavs = items.assign(path=[str(converted / p) for p in items["path"]])
+    material = ReferenceMaterial.load(Path(args.references) / "perceptual")
+    scores = pd.concat(
+        [
+            score_system(
+                wavs, args.references, params.features, params.evaluate, workers=params.evaluate.workers
+            ),
+            score_perceptual(wavs, material, params.evaluate, workers=params.evaluate.workers),
+        ],
+        axis=1,
     )
     scores.insert(3, "seed", seed)
     summary = system_summary(exp.name, "experiment", scores, params.evaluate)
+    summary["perceptual"] = material.info()
     out = run_dir(args.out, exp.name, seed)
     write_system_results(out, summary, scores)
     figure = out / "mcep.png"
-    mcep_figure(
-        items.iloc[0],
-        converted / items["path"].iloc[0],
-        Path(args.references),
-        params.features,
-        f"{exp.name} (seed {seed}): {items['source'].iloc[0]} -> {items['target'].iloc[0]}",
-        figure,
-    )
+    readable = items[scores["note"].eq("").to_numpy()]  # the first conversion the recipe could analyse
+    if len(readable):
+        first = readable.iloc[0]
+        mcep_figure(
+            first,
+            converted / first["path"],
+            Path(args.references),
+            params.features,
+            f"{exp.name} (seed {seed}): {first['source']} -> {first['target']}",
+            figure,
+        )
 
     model_dir = run_dir(args.models, exp.name, seed)
     for name in ("train.json", "losses.tsv"):  # the report reads everything of an experiment from here
@@ -90,7 +99,8 @@ def main(args: argparse.Namespace) -> None:
     train = json.loads((model_dir / "train.json").read_text())
     tracker = RunTracker.resume(train["mlflow_run_id"], repo_root())
     with tracker.terminate_on_exit():
-        files = [(out / "scores.csv", "eval"), (out / "summary.json", "eval"), (figure, "eval")]
+        files = [(out / "scores.csv", "eval"), (out / "summary.json", "eval")]
+        files += [(figure, "eval")] if figure.is_file() else []
         files += sample_files(items, converted, Path(args.corpus), params.evaluate.samples_to_log)
         log_evaluation(tracker, summary, files)
     o = summary["overall"]
@@ -106,6 +116,9 @@ def main(args: argparse.Namespace) -> None:
         o["msd_db"],
         o["n"],
     )
+    shown = [k for k in ("spk_sim_target", "spk_sim_source", "spk_accuracy", "cer", "dnsmos_ovrl") if k in o]
+    if shown:
+        log.info("%s seed %d: %s", exp.name, seed, ", ".join(f"{k} {o[k]:.3f}" for k in shown))
 
 
 if __name__ == "__main__":

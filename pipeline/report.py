@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 from pipeline.common import read_params, run
+from vc.perceptual.scoring import ReferenceMaterial
 from vc.report import build_report, load_results, recipe_markdown
 
 log = logging.getLogger("pipeline.report")
@@ -31,6 +32,7 @@ def main(args: argparse.Namespace) -> None:
         evaluate=params.evaluate,
         convert=params.convert,
         reference=params.report.reference,
+        perceptual=ReferenceMaterial.load(Path(args.eval) / "references" / "perceptual"),
     )
     for name, m in metrics.items():
         log.info(

@@ -150,7 +150,11 @@ TINY_PARAMS_OVERRIDES = {
         "optimizer": {"decay_start": 3},
     },
     "experiments": {"stargan-vc2": {}, "stargan-vc2-no-id": {"train": {"lambdas": {"id": 0.0}}}},
-    "evaluate": {"bootstrap": 100, "samples_to_log": 1},
+    "evaluate": {
+        "bootstrap": 100,
+        "samples_to_log": 1,
+        "perceptual": ["speaker", "intelligibility", "naturalness"],  # every metric, end to end
+    },
     "tracking": {"experiment": "pipeline-test"},
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,140 @@ def test_read_params_names_the_file_for_invalid_yaml(tmp_path: Path) -> None:
         read_params(bad)
     with pytest.raises(ConfigError, match="no params file"):
         read_params(tmp_path / "missing.yaml")
+
+
+# ------------------------------------------------------------------------------ one set of defaults
+def test_library_defaults_are_the_params_yaml_values() -> None:
+    """vc.config's defaults are params.yaml's values: a document that states only the data (presets and
+    experiments) resolves to exactly what params.yaml resolves to, section by section and run by run."""
+    from vc.configlib import flatten, to_dict
+
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    full = load_params(raw)
+    minimal = load_params({"presets": raw["presets"], "experiments": raw["experiments"]})
+    expected, got = flatten(to_dict(full)), flatten(to_dict(minimal))
+    differ = {
+        k: (got.get(k), expected.get(k))
+        for k in expected.keys() | got.keys()
+        if got.get(k) != expected.get(k)
+    }
+    assert not differ, f"library default -> params.yaml value: {differ}"
+    for name in full.experiments:
+        for seed in full.seeds:
+            assert minimal.experiment(name, seed) == full.experiment(name, seed)
+    assert load_params({}).model == full.model and load_params({}).train == full.train
+
+
+# ------------------------------------------------------------------------------------- JSON Schema
+SCHEMA_KEYWORDS = {
+    "$schema", "$comment", "$defs", "$ref", "title", "description", "default", "type", "enum", "const",
+    "anyOf", "properties", "additionalProperties", "required", "items", "prefixItems", "minItems",
+    "maxItems", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
+}  # fmt: skip
+JSON_TYPES = {
+    "object": dict, "array": list, "string": str, "integer": int, "number": (int, float),
+    "boolean": bool, "null": type(None),
+}  # fmt: skip
+
+
+def schema_errors(value: object, schema: dict, root: dict, path: str = "") -> list[str]:
+    """A small JSON Schema (2020-12) validator for the keywords pydantic emits (jsonschema is not a
+    dependency); returns the failures with their paths."""
+    if "$ref" in schema:
+        schema = root["$defs"][schema["$ref"].rsplit("/", 1)[-1]]
+    if "anyOf" in schema:
+        if all(schema_errors(value, s, root, path) for s in schema["anyOf"]):
+            return [f"{path}: {value!r} matches none of anyOf"]
+        return []
+    errors: list[str] = []
+    if "type" in schema:
+        types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        is_bool = isinstance(value, bool)
+        if not any(isinstance(value, JSON_TYPES[t]) and (t == "boolean" or not is_bool) for t in types):
+            return [f"{path}: {value!r} is not of type {types}"]
+    if "enum" in schema and value not in schema["enum"]:
+        errors.append(f"{path}: {value!r} not in {schema['enum']}")
+    if "const" in schema and value != schema["const"]:
+        errors.append(f"{path}: {value!r} != {schema['const']!r}")
+    bounds = {
+        "minimum": lambda v, b: v >= b,
+        "maximum": lambda v, b: v <= b,
+        "exclusiveMinimum": lambda v, b: v > b,
+        "exclusiveMaximum": lambda v, b: v < b,
+    }
+    for word, ok in bounds.items():
+        if word in schema and isinstance(value, int | float) and not ok(value, schema[word]):
+            errors.append(f"{path}: {value!r} fails {word} {schema[word]}")
+    if isinstance(value, dict):
+        props = schema.get("properties", {})
+        errors += [f"{path}.{k}: required" for k in schema.get("required", []) if k not in value]
+        for key, item in value.items():
+            if key in props:
+                errors += schema_errors(item, props[key], root, f"{path}.{key}")
+            elif schema.get("additionalProperties") is False:
+                errors.append(f"{path}.{key}: unknown key")
+            elif isinstance(schema.get("additionalProperties"), dict):
+                errors += schema_errors(item, schema["additionalProperties"], root, f"{path}.{key}")
+    if isinstance(value, list):
+        if len(value) < schema.get("minItems", 0) or len(value) > schema.get("maxItems", len(value)):
+            errors.append(f"{path}: {len(value)} items")
+        prefix = schema.get("prefixItems", [])
+        for i, item in enumerate(value):
+            sub = prefix[i] if i < len(prefix) else schema.get("items")
+            if isinstance(sub, dict):
+                errors += schema_errors(item, sub, root, f"{path}[{i}]")
+    return errors
+
+
+def _keywords(node: object) -> set[str]:
+    if isinstance(node, list):
+        return set().union(*map(_keywords, node)) if node else set()
+    if not isinstance(node, dict):
+        return set()
+    words = set(node)
+    for key, sub in node.items():
+        if key in ("properties", "$defs"):
+            words |= set().union(*map(_keywords, sub.values())) if sub else set()
+        elif key not in ("default", "enum", "const"):
+            words |= _keywords(sub)
+    return words
+
+
+def test_params_schema_file_is_current_and_named_by_params_yaml() -> None:
+    from vc.config import json_schema
+
+    current = json.loads((ROOT / "params.schema.json").read_text())
+    assert current == json_schema(), "params.schema.json is stale: run `make schema`"
+    first = (ROOT / "params.yaml").read_text().splitlines()[0]
+    assert first == "# yaml-language-server: $schema=params.schema.json"
+    assert _keywords(current) <= SCHEMA_KEYWORDS, "a keyword schema_errors does not check"
+
+
+def test_params_schema_accepts_the_params_files_and_rejects_typos() -> None:
+    from vc.configlib import deep_merge
+
+    schema = json.loads((ROOT / "params.schema.json").read_text())
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert raw["experiments"] and raw["presets"]  # partial overrides of model and train are checked too
+    assert schema_errors(raw, schema, schema) == []
+    ci = deep_merge(raw, yaml.safe_load((ROOT / ".ci" / "params.yaml").read_text()))
+    assert schema_errors(ci, schema, schema) == []
+    for bad, where in [
+        ({"train": {"lamdbas": {}}}, ".train.lamdbas: unknown key"),
+        ({"train": {"seed": 3}}, ".train.seed: unknown key"),
+        ({"train": {"optimizer": {"lr_g": -1}}}, ".train.optimizer.lr_g"),
+        ({"model": {"generator": {"topology": "3d"}}}, ".model.generator.topology"),
+        ({"experiments": {"x": {"data": {}}}}, ".experiments.x.data: unknown key"),
+        ({"experiments": {"x": {"train": {"lambdas": {"cycc": 1}}}}}, ".experiments.x.train.lambdas.cycc"),
+        ({"presets": {"paper": {"model": {"generator": {"channels": 0}}}}}, ".presets.paper.model.generator"),
+    ]:
+        errors = schema_errors(deep_merge(raw, bad), schema, schema)
+        assert any(e.startswith(where) for e in errors), (bad, errors)
+
+
+def test_params_pickle_for_worker_processes() -> None:
+    """Presets and experiments are partial models built at import; they pickle like the other sections."""
+    import pickle
+
+    params = read_params(ROOT / "params.yaml")
+    assert pickle.loads(pickle.dumps(params)) == params

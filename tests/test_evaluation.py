@@ -257,3 +257,173 @@ def test_committed_report_covers_every_default_system_and_states_the_current_rec
     check_report(root / "reports", [*params.experiments, *params.baselines])
     recipe = recipe_markdown(params.features, params.evaluate, params.data.sample_rate)
     assert recipe in (root / "reports" / "report.md").read_text()
+
+
+# ------------------------------------------------------------------------------- perceptual metrics
+def test_an_empty_converted_wav_scores_nan_with_a_note(tmp_path: Path) -> None:
+    import soundfile as sf
+
+    refs = tmp_path / "refs"
+    for spk in ("spkA", "spkB"):
+        analyze_for_eval(speaker_utterance(spk, 2, 0.6), FS, FEATURES).save(refs / spk / "u2.npz")
+    empty = tmp_path / "empty.wav"
+    sf.write(empty, np.zeros(0), FS, subtype="PCM_16")
+    items = pd.DataFrame([{"source": "spkA", "target": "spkB", "utt_id": "u2", "path": str(empty)}])
+    scores = score_system(items, refs, FEATURES, CFG, workers=1)
+    assert np.isnan(scores.loc[0, "mcd_db"]) and "empty audio" in scores.loc[0, "note"]
+
+
+def test_a_no_conversion_system_counts_each_recording_once_for_its_own_metrics() -> None:
+    """`source` holds both directions; MCD is per unordered pair, a CER per source recording, a similarity
+    to the target per ordered pair."""
+    from vc.evaluation import metric_unit
+    from vc.statistics import with_pair
+
+    plan = pd.DataFrame(
+        [
+            {"source": s, "target": t, "utt_id": f"u{u}"}
+            for s, t in (("a", "b"), ("b", "a"), ("a", "c"))
+            for u in range(6)
+        ]
+    )
+    rows = with_pair(plan).assign(
+        mcd_db=np.where(plan["target"] == "c", 9.0, 6.0),  # a|b twice (6 dB), a|c once (9 dB)
+        log_f0_rmse=0.2,
+        f0_corr=0.5,
+        msd_db=2.0,
+        cer=np.where(plan["source"] == "a", 1.0, 0.0),  # a is a source twice per sentence, b once
+        spk_sim_target=np.where(plan["target"] == "c", 0.3, 0.6),
+    )
+    overall = summarize(rows, CFG, unit="unordered_pair").iloc[0]
+    assert overall["n"] == 12 and overall["mcd_db"] == pytest.approx(7.5)  # a|b and a|c, once each
+    assert overall["cer"] == pytest.approx(0.5)  # recordings of a and of b, once each (rows: 2/3)
+    assert overall["spk_sim_target"] == pytest.approx(0.5)  # all three ordered pairs
+    assert metric_unit("unordered_pair", "cer") == "source_utterance"
+    assert metric_unit("unordered_pair", "spk_sim_target") == "conversion"
+    assert metric_unit("conversion", "cer") == "conversion" and metric_unit("target", "cer") == "target"
+
+
+def _with_perceptual(results: list[SystemResult]) -> list[SystemResult]:
+    """Adds speaker similarity and CER: `no-id` is less similar to the target and has the lower CER."""
+    level = {"stargan-vc2": (0.80, 0.30), "no-id": (0.70, 0.20), "source": (0.40, 0.05)}
+    for r in results:
+        sim, cer = level.get(r.name, (0.9, 0.1))
+        noise = (r.scores["utt_id"].str[1:].astype(int) - 2.5) * 0.01  # by sentence: mean 0, same everywhere
+        r.scores = r.scores.assign(spk_sim_target=sim + noise, cer=cer + noise, spk_accuracy=float(sim > 0.5))
+    return results
+
+
+def test_perceptual_verdicts_follow_each_metrics_direction() -> None:
+    from vc.report import compare
+
+    verdicts = {
+        (c.system, c.other, c.metric): c.verdict
+        for c in compare(_with_perceptual(_results()), "stargan-vc2", CFG)
+    }
+    assert verdicts["no-id", "stargan-vc2", "spk_sim_target"].startswith("worse by 0.100")  # higher is better
+    assert verdicts["no-id", "stargan-vc2", "cer"].startswith("better by 0.100")  # lower is better
+    assert verdicts["stargan-vc2", "source", "spk_sim_target"].startswith("better by")
+    assert verdicts["stargan-vc2", "source", "cer"].startswith("worse by")
+    assert ("stargan-vc2", "source", "dnsmos_ovrl") not in verdicts  # no system has it
+
+
+def _report_inputs() -> dict:
+    exps = {
+        n: build(ExperimentConfig, {"name": n, "model": {}, "train": {}}) for n in ("stargan-vc2", "no-id")
+    }
+    return {
+        "title": "T",
+        "recipe": "",
+        "corpus_summary": {"speakers": {}, "utterances": 0, "seconds": 0.0, "skipped": 0},
+        "features_summary": {"speakers": {}, "real_time_factor": 0.2},
+        "experiments": exps,
+        "evaluate": CFG,
+        "convert": ConvertConfig(),
+        "reference": "stargan-vc2",
+    }
+
+
+def _naturals() -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {"speaker": s, "utt_id": f"u{u}", "path": f"/nowhere/{s}/u{u}.wav", "text": "x"}
+            for s in "ab"
+            for u in range(6)
+        ]
+    )
+
+
+def test_report_lists_the_perceptual_metrics_that_were_skipped_and_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vc.perceptual import scoring
+
+    monkeypatch.setattr(
+        scoring,
+        "missing_packages",
+        lambda: {
+            "speaker": ["resemblyzer"],
+            "intelligibility": [],
+            "naturalness": ["onnxruntime", "speechmos"],
+        },
+    )
+    cfg = EvaluateConfig(bootstrap=200, perceptual=("speaker", "naturalness"))
+    train = pd.DataFrame({"speaker": ["a", "b"], "utt_id": ["t0", "t0"], "path": ["/x/a.wav", "/x/b.wav"]})
+    material = scoring.build_reference_material(train, _naturals(), cfg)  # nothing runs: no model, no file
+    assert material.metrics == ()
+    material.save(tmp_path / "material")
+    material = scoring.ReferenceMaterial.load(tmp_path / "material")
+    results = _results()
+    plan = results[0].scores.assign(path="")
+    assert scoring.score_perceptual(plan, material, cfg).shape == (len(plan), 0)
+    metrics = build_report(tmp_path / "r", results, perceptual=material, **_report_inputs())
+    report = (tmp_path / "r" / "report.md").read_text()
+    assert "## Perceptual metrics" in report and "None ran." in report
+    assert "- speaker: not installed: resemblyzer" in report
+    assert "- intelligibility: switched off (evaluate.perceptual)" in report
+    assert "- naturalness: not installed: onnxruntime, speechmos" in report
+    assert "spk_sim_target" not in metrics["stargan-vc2"] and "mcd_db" in metrics["stargan-vc2"]
+
+
+def test_report_has_every_metric_per_system_and_a_paragraph_per_experiment(tmp_path: Path) -> None:
+    from vc.perceptual.scoring import ReferenceMaterial
+
+    naturals = _naturals().drop(columns="path")
+    rng = np.random.default_rng(2)
+    naturals = naturals.assign(
+        spk_sim_own=0.9 + rng.normal(0, 0.01, 12), spk_accuracy_own=1.0, cer=0.02 + rng.normal(0, 0.005, 12)
+    )
+    material = ReferenceMaterial(
+        ("speaker", "intelligibility"), {"naturalness": "switched off"}, naturals=naturals
+    )
+    metrics = build_report(
+        tmp_path / "r", _with_perceptual(_results()), perceptual=material, **_report_inputs()
+    )
+    report = (tmp_path / "r" / "report.md").read_text()
+    header = next(line for line in report.splitlines() if line.startswith("| system | kind | MCD"))
+    for column in (
+        "sim. to target (higher better)",
+        "conversion accuracy (higher better)",
+        "CER (lower better)",
+    ):
+        assert column in header
+    assert "| natural recordings | reference |" in report and "- naturalness: switched off" in report
+    paragraph = report.split("**`no-id`**: ", 1)[1].split("\n\n", 1)[0].replace("\n", " ")
+    assert "speaker similarity to the target 0.70" in paragraph and "CER 0.200" in paragraph
+    assert "natural recordings 0.900 to their own speaker" in paragraph
+    assert "Against `stargan-vc2`: sim. to target worse by 0.100" in paragraph
+    assert "CER better by 0.100" in paragraph
+    diff = metrics["no-id"]["cer_minus_stargan-vc2"]
+    assert diff["diff"] == pytest.approx(-0.1) and diff["ci_low"] <= diff["diff"] <= diff["ci_high"] < 0
+    assert metrics["no-id"]["spk_sim_target"] == pytest.approx(0.70, abs=0.01)
+
+
+def test_readme_states_the_perceptual_recipe_the_code_runs() -> None:
+    import yaml
+
+    from vc.config import load_params
+    from vc.perceptual.report import perceptual_recipe_markdown
+
+    root = Path(__file__).resolve().parents[1]
+    params = load_params(yaml.safe_load((root / "params.yaml").read_text()))
+    assert perceptual_recipe_markdown(params.evaluate) in (root / "README.md").read_text()

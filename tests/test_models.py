@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 import pytest
@@ -12,7 +11,7 @@ from torch import nn
 
 from vc.config import DiscriminatorConfig, GeneratorConfig, ModelConfig
 from vc.models import Discriminator, DomainClassifier, Generator, build_models
-from vc.models.layers import CondConv, ConditionalInstanceNorm, FoldConv2d, PixelShuffle1d
+from vc.models.layers import CodeConcatConv, ConditionalInstanceNorm, PixelShuffle1d, ThinConv2d
 
 NUM_SPEAKERS = 3
 TOPOLOGIES = ["2-1-2d", "2d", "1d"]
@@ -66,8 +65,8 @@ def test_generator_every_conditioning_runs(topology: str, conditioning: str) -> 
 
 
 def test_config_sections_map_onto_constructors() -> None:
-    g = Generator(NUM_SPEAKERS, 35, **asdict(GeneratorConfig(channels=4, res_blocks=1)))
-    d = Discriminator(NUM_SPEAKERS, 35, **asdict(DiscriminatorConfig(channels=4)))
+    g = Generator(NUM_SPEAKERS, 35, **GeneratorConfig(channels=4, res_blocks=1).model_dump())
+    d = Discriminator(NUM_SPEAKERS, 35, **DiscriminatorConfig(channels=4).model_dump())
     x = torch.randn(1, 35, 40)
     assert g(x, *codes(1)).shape == x.shape
     assert d(x, *codes(1))[0].shape == (1,)
@@ -197,7 +196,7 @@ def test_generator_conditions_on_the_right_codes(conditioning: str, topology: st
 @pytest.mark.parametrize("conditioning", G_CONDITIONINGS)
 def test_concat_conditioning_feeds_the_code_to_every_convolution(topology: str, conditioning: str) -> None:
     g = Generator(NUM_SPEAKERS, 24, **make_args(conditioning=conditioning, topology=topology))
-    convs = [m for m in g.modules() if isinstance(m, CondConv)]
+    convs = [m for m in g.modules() if isinstance(m, CodeConcatConv)]
     expected = NUM_SPEAKERS if conditioning == "concat" else 0
     assert convs and all(conv.cond_channels == expected for conv in convs)
     all_convs = [m for m in g.modules() if isinstance(m, nn.Conv1d | nn.Conv2d)]
@@ -242,22 +241,23 @@ def test_pixel_shuffle_1d_order() -> None:
 
 
 @pytest.mark.parametrize(("out_channels", "kernel"), [(1, (5, 15)), (2, (3, 3)), (1, (1, 5))])
-def test_fold_conv_matches_conv2d(out_channels: int, kernel: tuple[int, int]) -> None:
-    """The fold route and the plain convolution agree in output and in every gradient."""
+@pytest.mark.parametrize("in_channels", [5, ThinConv2d.FFT_MAX_CHANNELS + 1])  # the FFT and fold routes
+def test_thin_conv_matches_conv2d(out_channels: int, kernel: tuple[int, int], in_channels: int) -> None:
+    """Both CPU routes and the plain convolution agree in output and in every gradient."""
     torch.manual_seed(0)
-    fold = FoldConv2d(5, out_channels, kernel, padding=(kernel[0] // 2, kernel[1] // 2))
-    plain = nn.Conv2d(5, out_channels, kernel, padding=(kernel[0] // 2, kernel[1] // 2))
-    plain.load_state_dict(fold.state_dict())
-    x1 = torch.randn(2, 5, 9, 13, requires_grad=True)
+    thin = ThinConv2d(in_channels, out_channels, kernel, padding=(kernel[0] // 2, kernel[1] // 2))
+    plain = nn.Conv2d(in_channels, out_channels, kernel, padding=(kernel[0] // 2, kernel[1] // 2))
+    plain.load_state_dict(thin.state_dict())
+    x1 = torch.randn(2, in_channels, 9, 13, requires_grad=True)
     x2 = x1.detach().clone().requires_grad_()
-    y1, y2 = fold(x1), plain(x2)
+    y1, y2 = thin(x1), plain(x2)
     torch.testing.assert_close(y1, y2, atol=1e-5, rtol=1e-4)
     grad = torch.randn_like(y1)
     y1.backward(grad)
     y2.backward(grad)
     torch.testing.assert_close(x1.grad, x2.grad, atol=1e-5, rtol=1e-4)
-    torch.testing.assert_close(fold.weight.grad, plain.weight.grad, atol=1e-4, rtol=1e-4)
-    torch.testing.assert_close(fold.bias.grad, plain.bias.grad, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(thin.weight.grad, plain.weight.grad, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(thin.bias.grad, plain.bias.grad, atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.parametrize("topology", ["2-1-2d", "2d", "1d"])
@@ -283,3 +283,22 @@ def test_mean_pooling_is_sum_pooling_scaled_by_the_map_size() -> None:
     torch.testing.assert_close((out_sum - bias) / size, out_mean - bias)
     with pytest.raises(ValueError, match="pooling"):
         Discriminator(NUM_SPEAKERS, 35, **make_d_args(pooling="max"))
+
+
+@pytest.mark.parametrize("topology", ["2-1-2d", "2d", "1d"])
+def test_upsampling_reading_sets_the_widths_after_the_pixel_shuffle(topology: str) -> None:
+    """halve: a GLU halves the shuffled width (channels, channels // 2); keep: h * sigmoid(h) keeps it
+    (2 * channels, channels). Both map (B, D, T) to (B, D, T)."""
+    x, src, tgt = torch.randn(2, 35, 37), torch.tensor([0, 1]), torch.tensor([2, 0])
+    widths = {}
+    for reading in ("halve", "keep"):
+        g = Generator(NUM_SPEAKERS, 35, **make_args(topology=topology, channels=8, upsampling=reading))
+        seen = []
+        hooks = [b.register_forward_hook(lambda _m, _i, out, s=seen: s.append(out.shape[1])) for b in g.up]
+        assert g(x, src, tgt).shape == x.shape
+        for hook in hooks:
+            hook.remove()
+        widths[reading] = seen
+    assert widths == {"halve": [8, 4], "keep": [16, 8]}
+    with pytest.raises(ValueError, match="unknown upsampling 'wide'"):
+        Generator(NUM_SPEAKERS, 35, **make_args(upsampling="wide"))

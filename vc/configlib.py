@@ -1,35 +1,36 @@
-"""Strict construction of typed dataclass configs from plain mappings (parsed YAML).
+"""What pydantic does not do for the typed config (:mod:`vc.config`): messages that name the params key.
 
-A typo in params.yaml must be an error, not a silent default: :func:`build` rejects unknown keys, wrong types
-and out-of-range numbers, always naming the dotted key (``train.optimizer.lr_g``) and, for a misspelling, the
-closest known key.
-
-Fields declare bounds through :func:`param`::
-
-    @dataclass(frozen=True)
-    class OptimizerConfig:
-        lr_g: float = param(2e-4, gt=0)
-
-A dataclass may also define ``check(self) -> list[tuple[str, str]]`` for constraints across fields; it returns
-``(field, message)`` pairs that :func:`build` reports with the full key.
+Validation itself (types, bounds, choices, unknown keys, cross-field checks) is pydantic's. This module turns
+its :class:`~pydantic.ValidationError` into a :class:`ConfigError` whose message names the dotted key
+(``train.optimizer.lr_g``), the bad value and, for a misspelled key, the closest known key; and it holds the
+small mapping helpers the pipeline uses to merge overrides and to log params.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
+import functools
+import sys
 import types
 import typing
 from collections.abc import Mapping
-from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, Literal, NoReturn, TypeVar, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from vc.errors import InputError
 
-T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
-__all__ = ["ConfigError", "build", "check_overrides", "deep_merge", "param", "to_dict"]
+__all__ = ["ConfigError", "build", "deep_merge", "flatten", "invalid", "overrides_of", "to_dict"]
+
+# Error type of :func:`invalid`: a cross-field check's finding, with the key (relative to the model) it names.
+INVALID = "config"
 
 
+# Hand-written: what stages and callers catch (an InputError, exit 2); pydantic's ValidationError is not one.
 class ConfigError(InputError):
     """A params key or value is invalid. ``key`` is the dotted path of the offending entry."""
 
@@ -40,183 +41,201 @@ class ConfigError(InputError):
         super().__init__(f"{source}: {text}" if source else text)
 
 
-def param(
-    default: Any = dataclasses.MISSING,
-    *,
-    ge: float | None = None,
-    gt: float | None = None,
-    le: float | None = None,
-    lt: float | None = None,
-    factory: Any = None,
-) -> Any:
-    """A dataclass field with numeric bounds checked by :func:`build`."""
-    meta = {k: v for k, v in {"ge": ge, "gt": gt, "le": le, "lt": lt}.items() if v is not None}
-    if factory is not None:
-        return dataclasses.field(default_factory=factory, metadata=meta)
-    return dataclasses.field(default=default, metadata=meta)
+# Hand-written: a pydantic validator's error is located at its model; this one carries the field's key.
+def invalid(key: str, message: str) -> NoReturn:
+    """Fail a model validator on field ``key`` (relative to the model, e.g. ``optimizer.decay_start``)."""
+    raise PydanticCustomError(INVALID, "{message}", {"key": key, "message": message})
+
+
+# Hand-written: pydantic validates a whole document but cannot wrap its errors in our exception type.
+def build(cls: type[M], data: Any, prefix: str = "") -> M:
+    """Validate ``data`` (a mapping; None: all defaults) into model ``cls``, raising :class:`ConfigError`.
+
+    ``prefix`` is the dotted key of ``data`` in the whole params document, for the messages.
+    """
+    if isinstance(data, cls):
+        return data
+    try:
+        return cls.model_validate({} if data is None else data)
+    except ValidationError as err:
+        raise config_error(err, cls, prefix) from None
+
+
+# Hand-written: pydantic's messages name no dotted key, suggest no close key and quote no YAML values.
+def config_error(err: ValidationError, cls: type[BaseModel], prefix: str = "") -> ConfigError:
+    """The first of pydantic's errors as a :class:`ConfigError`; the others are named after it."""
+    found = [_describe(e, cls, prefix) for e in err.errors()]
+    key, message = found[0]
+    if len(found) > 1:
+        others = "; ".join(f"'{k}': {m}" for k, m in found[1:4])
+        more = f" and {len(found) - 4} more" if len(found) > 4 else ""
+        message = f"{message} (also {others}{more})"
+    return ConfigError(key, message)
 
 
 def _join(prefix: str, key: str) -> str:
-    return f"{prefix}.{key}" if prefix else key
+    if not prefix:
+        return key
+    if not key:
+        return prefix
+    return f"{prefix}{key}" if key.startswith("[") else f"{prefix}.{key}"
 
 
-def _type_name(tp: Any) -> str:
-    origin = get_origin(tp)
-    if origin is Literal:
-        return " | ".join(repr(a) for a in get_args(tp))
-    if origin in (typing.Union, types.UnionType):
-        return " | ".join(_type_name(a) for a in get_args(tp))
-    if tp is type(None):
-        return "null"
-    if origin is not None:
-        return getattr(origin, "__name__", str(origin))
-    return getattr(tp, "__name__", str(tp))
+def _loc_key(loc: tuple[int | str, ...]) -> str:
+    key = ""
+    for part in loc:
+        key = _join(key, f"[{part}]" if isinstance(part, int) else str(part))
+    return key
 
 
-def _coerce(tp: Any, value: Any, key: str) -> Any:
-    """Check ``value`` against type ``tp``; return it in canonical form (tuples for lists, dataclasses)."""
-    origin = get_origin(tp)
-    if tp is Any:
-        return value
-    if origin in (typing.Union, types.UnionType):
-        errors = []
-        for alt in get_args(tp):
-            try:
-                return _coerce(alt, value, key)
-            except ConfigError as err:
-                errors.append(err)
-        # A nested error (deeper key) is more useful than "expected X | Y".
-        deeper = [e for e in errors if e.key != key]
-        if deeper:
-            raise deeper[0]
-        raise ConfigError(key, f"expected {_type_name(tp)}, got {value!r}")
-    if tp is type(None):
-        if value is None:
-            return None
-        raise ConfigError(key, f"expected null, got {value!r}")
-    if origin is Literal:
-        if value in get_args(tp):
-            return value
-        choices = ", ".join(repr(a) for a in get_args(tp))
-        raise ConfigError(key, f"{value!r} is not one of {choices}")
-    if dataclasses.is_dataclass(tp):
-        return build(tp, value, key)
-    if origin in (list, tuple):
-        if not isinstance(value, list | tuple):
-            raise ConfigError(key, f"expected a list, got {value!r}")
-        args = get_args(tp)
-        if origin is tuple and args and args[-1] is not Ellipsis:
-            if len(value) != len(args):
-                raise ConfigError(key, f"expected {len(args)} items, got {len(value)}")
-            return tuple(
-                _coerce(a, v, f"{key}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True))
-            )
-        item = args[0] if args else Any
-        return tuple(_coerce(item, v, f"{key}[{i}]") for i, v in enumerate(value))
-    if origin in (dict, Mapping):
-        if not isinstance(value, Mapping):
-            raise ConfigError(key, f"expected a mapping, got {value!r}")
-        _, val_t = get_args(tp) or (str, Any)
-        out = {}
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise ConfigError(key, f"keys must be strings, got {k!r}")
-            out[k] = _coerce(val_t, v, _join(key, k))
-        return out
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(key, f"expected true or false, got {value!r}")
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        raise ConfigError(key, f"expected an integer, got {value!r}")
-    if tp is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads "1e-4" (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise ConfigError(key, f"expected a number, got {value!r}")
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        raise ConfigError(key, f"expected a string, got {value!r}")
-    raise TypeError(f"unsupported config type {tp!r} at {key}")
+def _show(value: Any) -> str:
+    """A bound or value as a user wrote it: 0.0 as 0, strings quoted."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return repr(value) if not isinstance(value, int | float) or isinstance(value, bool) else str(value)
 
 
-def _check_bounds(field: dataclasses.Field, value: Any, key: str) -> None:
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        return
-    meta = field.metadata
-    if "gt" in meta and not value > meta["gt"]:
-        raise ConfigError(key, f"must be > {meta['gt']}, got {value}")
-    if "ge" in meta and not value >= meta["ge"]:
-        raise ConfigError(key, f"must be >= {meta['ge']}, got {value}")
-    if "lt" in meta and not value < meta["lt"]:
-        raise ConfigError(key, f"must be < {meta['lt']}, got {value}")
-    if "le" in meta and not value <= meta["le"]:
-        raise ConfigError(key, f"must be <= {meta['le']}, got {value}")
-
-
-def _unknown_key_error(cls: type, key: str, prefix: str) -> ConfigError:
-    known = [f.name for f in dataclasses.fields(cls)]
-    close = difflib.get_close_matches(key, known, n=1)
-    hint = f"; did you mean '{close[0]}'?" if close else f"; known keys: {', '.join(known)}"
-    return ConfigError(_join(prefix, key), f"unknown key{hint}")
-
-
-def build(cls: type[T], data: Mapping[str, Any] | None, prefix: str = "") -> T:
-    """Build dataclass ``cls`` from ``data``, strictly. Missing keys take the field defaults."""
-    if isinstance(data, cls):
-        return data
-    if data is None:
-        data = {}
-    if not isinstance(data, Mapping):
-        raise ConfigError(prefix, f"expected a mapping, got {data!r}")
-    hints = get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    for key in data:
-        if key not in fields:
-            raise _unknown_key_error(cls, str(key), prefix)
-    kwargs = {}
-    for name, field in fields.items():
-        key = _join(prefix, name)
-        if name in data:
-            value = _coerce(hints[name], data[name], key)
-            _check_bounds(field, value, key)
-            kwargs[name] = value
-        elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
-            raise ConfigError(key, "required key is missing")
-    obj = cls(**kwargs)
-    check = getattr(obj, "check", None)
-    if callable(check):
-        for name, message in check():
-            raise ConfigError(_join(prefix, name), message)
-    return obj
-
-
-def check_overrides(cls: type, data: Any, prefix: str) -> None:
-    """Validate a partial mapping of overrides against ``cls``'s schema (keys and types, not completeness)."""
-    if not isinstance(data, Mapping):
-        raise ConfigError(prefix, f"expected a mapping, got {data!r}")
-    hints = get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    for key, value in data.items():
-        if key not in fields:
-            raise _unknown_key_error(cls, str(key), prefix)
-        tp = hints[key]
-        if dataclasses.is_dataclass(tp) and isinstance(value, Mapping):
-            check_overrides(tp, value, _join(prefix, key))
+# Hand-written: pydantic reports a location, not the type that lives there (for choices and known keys).
+def _type_at(cls: type[BaseModel], loc: tuple[int | str, ...]) -> Any:
+    """The annotation found at ``loc`` below model ``cls`` (None where the path leaves the models)."""
+    tp: Any = cls
+    for part in loc:
+        tp = _unwrap(tp)
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            field = tp.model_fields.get(str(part))
+            if field is None:
+                return None
+            tp = field.annotation
+        elif get_origin(tp) is dict:
+            tp = get_args(tp)[1]
+        elif get_origin(tp) is tuple:
+            args = get_args(tp)
+            if len(args) == 2 and args[1] is Ellipsis:
+                tp = args[0]
+            elif isinstance(part, int) and part < len(args):
+                tp = args[part]
+            else:
+                return None
         else:
-            coerced = _coerce(tp, value, _join(prefix, key))
-            _check_bounds(fields[key], coerced, _join(prefix, key))
+            return None
+    return _unwrap(tp)
 
 
+def _unwrap(tp: Any) -> Any:
+    """``X | None`` and ``Annotated[X, ...]`` -> ``X``."""
+    while True:
+        origin = get_origin(tp)
+        if origin is Annotated:
+            tp = get_args(tp)[0]
+        elif origin in (typing.Union, types.UnionType):
+            args = [a for a in get_args(tp) if a is not type(None)]
+            if len(args) != 1:
+                return tp
+            tp = args[0]
+        else:
+            return tp
+
+
+def _unknown_key(parent: Any, key: str) -> str:
+    if not (isinstance(parent, type) and issubclass(parent, BaseModel)):
+        return "unknown key"
+    hint = getattr(parent, "unknown_key_hint", None)
+    if hint:
+        return f"unknown key; {hint}"
+    # keys set by code, not params.yaml (train.seed), are hidden from the schema and from the suggestions
+    known = [
+        name
+        for name, info in parent.model_fields.items()
+        if not any(isinstance(m, SkipJsonSchema) for m in info.metadata)
+    ]
+    close = difflib.get_close_matches(key, known, n=1)
+    return (
+        f"unknown key; did you mean '{close[0]}'?"
+        if close
+        else f"unknown key; known keys: {', '.join(known)}"
+    )
+
+
+_BOUNDS = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
+_EXPECTED = {
+    "int": "an integer",
+    "float": "a number",
+    "bool": "true or false",
+    "string": "a string",
+    "list": "a list",
+    "tuple": "a list",
+    "dict": "a mapping",
+    "model": "a mapping",
+}
+
+
+def _describe(e: ErrorDetails, cls: type[BaseModel], prefix: str) -> tuple[str, str]:
+    """``(dotted key, message)`` for one of pydantic's errors."""
+    loc, kind, ctx, value = tuple(e["loc"]), e["type"], e.get("ctx") or {}, e["input"]
+    key = _join(prefix, _loc_key(loc))
+    if kind == INVALID:
+        return _join(key, ctx["key"]), ctx["message"]
+    if kind == "extra_forbidden":
+        return key, _unknown_key(_type_at(cls, loc[:-1]), str(loc[-1]))
+    if kind == "missing":
+        return key, "missing item (too few items)" if loc and isinstance(
+            loc[-1], int
+        ) else "required key is missing"
+    if kind in _BOUNDS:
+        bound = next(iter(ctx.values()))
+        return key, f"must be {_BOUNDS[kind]} {_show(bound)}, got {_show(value)}"
+    if kind in ("literal_error", "enum"):
+        choices = get_args(_type_at(cls, loc)) if get_origin(_type_at(cls, loc)) is Literal else ()
+        listed = ", ".join(repr(c) for c in choices) if choices else ctx.get("expected", "")
+        return key, f"{value!r} is not one of {listed}"
+    if kind == "too_long":
+        return key, f"expected at most {ctx.get('max_length')} items, got {ctx.get('actual_length')}"
+    if kind == "model_attributes_type":
+        kind = "model_type"
+    base = kind.split("_")[0]
+    if kind.endswith(("_type", "_parsing", "_from_float")) and base in _EXPECTED:
+        return key, f"expected {_EXPECTED[base]}, got {value!r}"
+    return key, f"{e['msg']}, got {value!r}"
+
+
+def _drop_defaults(schema: dict[str, Any]) -> None:
+    """An override's default is the base section's value, not a constant: the schema states none."""
+    for prop in schema.get("properties", {}).values():
+        prop.pop("default", None)
+
+
+class _Overrides(BaseModel):
+    """Base of the partial sections: unknown keys are errors; no checks across keys (run once merged)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=lambda s, _: _drop_defaults(s))
+
+
+# Hand-written: pydantic has no partial model (every key optional, nested ones too) for presets/experiments.
+@functools.cache
+def overrides_of(cls: type[BaseModel], exclude: tuple[str, ...] = ()) -> type[BaseModel]:
+    """Model ``cls`` with every key optional and no validators: what a preset or an experiment may set.
+
+    Bounds, choices and descriptions are kept; nested models become partial too. Unset keys keep the base
+    section's value (dump with ``exclude_unset=True``); ``exclude`` names keys that may not be overridden.
+    """
+    fields: dict[str, Any] = {}
+    for name, info in cls.model_fields.items():
+        if name in exclude:
+            continue
+        ann = info.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            sub = overrides_of(ann)
+            fields[name] = (sub, Field(default_factory=sub, description=info.description))
+        else:
+            typed = Annotated[(ann, *info.metadata)] if info.metadata else ann
+            fields[name] = (typed, Field(None, description=info.description))
+    name, doc = f"{cls.__name__}Overrides", f"Overrides of {cls.__name__}: any subset of its keys."
+    model = create_model(name, __base__=_Overrides, __doc__=doc, __module__=cls.__module__, **fields)
+    setattr(sys.modules[cls.__module__], name, model)  # importable by name, so params pickle (workers)
+    return model
+
+
+# Hand-written: pydantic merges no nested mappings (presets and experiments override parts of sections).
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     """Recursively merge ``override`` into a copy of ``base`` (mappings merge, everything else replaces)."""
     out = dict(base)
@@ -228,10 +247,15 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
     return out
 
 
+# Not hand-written: pydantic's JSON-mode dump, under the one name checkpoints and MLflow logging call.
 def to_dict(obj: Any) -> Any:
-    """A dataclass config as plain YAML/JSON-ready data (tuples become lists)."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    """A config model as plain YAML/JSON-ready data (tuples become lists): pydantic's JSON-mode dump.
+
+    Kept as one name for checkpoints, model folders, fingerprints and MLflow params; mappings and lists of
+    models are dumped item by item.
+    """
+    if isinstance(obj, BaseModel):
+        return obj.model_dump(mode="json")
     if isinstance(obj, Mapping):
         return {k: to_dict(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
@@ -239,6 +263,7 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
+# Hand-written: pydantic has no flat dotted view of a document.
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``: the form MLflow params and DVC ``-S`` use."""
     out: dict[str, Any] = {}

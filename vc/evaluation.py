@@ -15,11 +15,14 @@ Per pair of wavs (a converted or baseline utterance, and the target speaker's ut
    utterances, ``evaluate.msd_fft``-frame segments (:mod:`vc.metrics.msd`).
 
 Scores are per utterance; summaries (:mod:`vc.statistics`) are means over distinct items with a cluster-
-bootstrap interval that resamples sentences (and training seeds), per speaker pair and overall.
+bootstrap interval that resamples sentences (and training seeds), per speaker pair and overall. The
+perceptual metrics (:data:`PERCEPTUAL_METRICS`, computed by :mod:`vc.perceptual.scoring`) are extra columns
+of the same rows, summarised the same way.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,23 +33,56 @@ import pyworld as pw
 
 from vc.config import EvaluateConfig, FeaturesConfig
 from vc.features.world import extract_f0
-from vc.io import read_audio, save_npz
+from vc.io import AudioReadError, read_audio, save_npz
 from vc.metrics import f0_metrics, mcd, msd
-from vc.statistics import Unit, estimate_metric, seed_spread
+from vc.statistics import Unit, distinct_items, estimate_metric, seed_spread
 
 __all__ = [
     "HIGHER_IS_BETTER",
     "METRICS",
+    "PERCEPTUAL_METRICS",
     "RecipeAnalysis",
     "analyze_for_eval",
     "evaluation_plan",
+    "metric_unit",
     "score_pair",
     "summarize",
+    "summarized_metrics",
     "usable_utterances",
 ]
 
+log = logging.getLogger(__name__)
+
 METRICS = ("mcd_db", "log_f0_rmse", "f0_corr", "msd_db")  # the columns every system is compared on
-HIGHER_IS_BETTER = frozenset({"f0_corr"})
+#: Columns of :mod:`vc.perceptual.scoring`, when the perceptual metrics ran (each is summarised if present).
+PERCEPTUAL_METRICS = (
+    "spk_sim_target",  # cosine of the d-vector to the target speaker's centroid
+    "spk_sim_source",  # ... to the source speaker's centroid (a conversion should move away from it)
+    "spk_accuracy",  # 1 when nearer the target's centroid than every other speaker's: conversion accuracy
+    "cer",
+    "wer",
+    "dnsmos_ovrl",
+    "dnsmos_sig",
+    "dnsmos_bak",
+    "dnsmos_p808",
+)
+HIGHER_IS_BETTER = frozenset(
+    {"f0_corr", "spk_sim_target", "spk_accuracy", "dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808"}
+)
+_TARGET_DEPENDENT = frozenset({"spk_sim_target", "spk_accuracy"})
+
+
+def metric_unit(unit: Unit, metric: str) -> Unit:
+    """The item one value of ``metric`` belongs to, in a system whose rows are of ``unit``.
+
+    Only a system that does not convert (``unordered_pair``: ``source``) differs: MCD and the other recipe
+    metrics compare two recordings (symmetric: the unordered pair), a perceptual metric of the source's
+    recording alone (CER, MOS, similarity to its own speaker) belongs to ``(source, utt_id)``, and its
+    similarity to the target speaker to the ordered pair.
+    """
+    if unit != "unordered_pair" or metric not in PERCEPTUAL_METRICS:
+        return unit
+    return "conversion" if metric in _TARGET_DEPENDENT else "source_utterance"
 
 
 @dataclass
@@ -94,6 +130,18 @@ def analyze_wav_for_eval(path: str | Path, features: FeaturesConfig) -> RecipeAn
     return analyze_for_eval(wav, fs, features)
 
 
+_SCORE_COLUMNS = (
+    "mcd_db",
+    "log_f0_rmse",
+    "log_f0_rmse_cents",
+    "f0_corr",
+    "vuv_error",
+    "msd_db",
+    "aligned_frames",
+    "voiced_frames",
+)
+
+
 def score_pair(converted: RecipeAnalysis, target: RecipeAnalysis, cfg: EvaluateConfig) -> dict[str, float]:
     """Steps 3-7 for one utterance pair: ``mcd_db``, ``log_f0_rmse``, ``log_f0_rmse_cents``, ``f0_corr``,
     ``vuv_error``, ``msd_db`` and frame counts."""
@@ -113,20 +161,34 @@ def score_pair(converted: RecipeAnalysis, target: RecipeAnalysis, cfg: EvaluateC
     }
 
 
-def summarize(scores: pd.DataFrame, cfg: EvaluateConfig, by: list[str] | None = None) -> pd.DataFrame:
-    """Mean and cluster-bootstrap interval of every metric in :data:`METRICS`, overall or grouped ``by``.
+def summarized_metrics(scores: pd.DataFrame) -> list[str]:
+    """:data:`METRICS`, then the :data:`PERCEPTUAL_METRICS` that ``scores`` has a finite value of."""
+    perceptual = [
+        m for m in PERCEPTUAL_METRICS if m in scores.columns and np.isfinite(scores[m].astype(float)).any()
+    ]
+    return [*METRICS, *perceptual]
 
-    ``scores`` holds one row per distinct item (see :func:`vc.statistics.distinct_items`), with ``utt_id``
-    and optionally ``seed``. Columns: ``<metric>``, ``<metric>_ci_low``, ``<metric>_ci_high`` (NaN with fewer
-    than ``evaluate.min_sentences`` sentences), ``n`` (rows with a finite MCD), ``sentences``, ``seeds``.
+
+def summarize(
+    scores: pd.DataFrame, cfg: EvaluateConfig, by: list[str] | None = None, unit: Unit = "conversion"
+) -> pd.DataFrame:
+    """Mean and cluster-bootstrap interval of every metric of :func:`summarized_metrics`, overall or
+    grouped ``by``.
+
+    ``scores`` holds the rows of one system, keyed by ``unit``, with ``utt_id`` and optionally ``seed``;
+    each metric is averaged over the distinct items of :func:`metric_unit` (see
+    :func:`vc.statistics.distinct_items`). Columns: ``<metric>``, ``<metric>_ci_low``, ``<metric>_ci_high``
+    (NaN with fewer than ``evaluate.min_sentences`` sentences), ``n`` (items with a finite MCD),
+    ``sentences``, ``seeds``.
     """
+    metrics = summarized_metrics(scores)
     groups = [((), scores)] if not by else list(scores.groupby(by, sort=True))
     rows = []
     for key, group in groups:
         row: dict[str, object] = dict(zip(by or [], key if isinstance(key, tuple) else (key,), strict=False))
-        for metric in METRICS:
+        for metric in metrics:
             est = estimate_metric(
-                group,
+                distinct_items(group, metric_unit(unit, metric)),
                 metric,
                 confidence=cfg.confidence,
                 n_resamples=cfg.bootstrap,
@@ -172,8 +234,12 @@ def evaluation_plan(
     return pd.DataFrame(rows)
 
 
-def _analyze_job(job: tuple[Path, FeaturesConfig]) -> RecipeAnalysis:
-    return analyze_wav_for_eval(*job)
+def _analyze_job(job: tuple[Path, FeaturesConfig]) -> RecipeAnalysis | str:
+    """The analysis of one converted wav, or why it has none (an empty or unreadable file: a note)."""
+    try:
+        return analyze_wav_for_eval(*job)
+    except AudioReadError as err:
+        return str(err)
 
 
 def score_system(
@@ -189,6 +255,7 @@ def score_system(
     unconverted source) against the target's reference analysis in ``references/<speaker>/<utt>.npz``.
 
     Each distinct wav is analysed once, in ``workers`` processes; alignment and scoring follow in this one.
+    A converted wav that is empty or unreadable scores NaN, with the reason in the ``note`` column.
     """
     from vc.parallel import parallel_map
 
@@ -205,9 +272,15 @@ def score_system(
     rows = []
     for src, tgt, utt, path in zip(items["source"], items["target"], items["utt_id"], paths, strict=True):
         converted = analyses[path] if path else RecipeAnalysis.load(references / src / f"{utt}.npz")
-        rows.append(score_pair(converted, RecipeAnalysis.load(references / tgt / f"{utt}.npz"), cfg))
+        if isinstance(converted, str):
+            log.warning("%s", converted)
+            rows.append({"note": converted})
+            continue
+        scores = score_pair(converted, RecipeAnalysis.load(references / tgt / f"{utt}.npz"), cfg)
+        rows.append({**scores, "note": ""})
     keys = items.drop(columns="path").reset_index(drop=True)
-    return pd.concat([keys, pd.DataFrame(rows)], axis=1)
+    table = pd.DataFrame(rows).reindex(columns=[*_SCORE_COLUMNS, "note"])
+    return pd.concat([keys, table.assign(note=table["note"].fillna(""))], axis=1)
 
 
 PAIR_GROUPS: dict[Unit, list[str]] = {
@@ -221,11 +294,12 @@ def system_summary(
     name: str, kind: str, scores: pd.DataFrame, cfg: EvaluateConfig, unit: Unit = "conversion"
 ) -> dict:
     """The summary written to ``summary.json``: overall and per-pair means with intervals, and the spread
-    of the MCD between training seeds. ``scores`` has one row per distinct item of ``unit``; its per-pair
-    rows are grouped by :data:`PAIR_GROUPS` (``copy-synthesis``: per target; ``source``: per unordered pair).
+    of the MCD between training seeds. ``scores`` holds the rows of ``unit`` (``source``: both directions of
+    each pair, for the perceptual metrics); per pair they are grouped by :data:`PAIR_GROUPS`
+    (``copy-synthesis``: per target; ``source``: per unordered pair).
     """
-    overall = summarize(scores, cfg).iloc[0].to_dict()
-    pairs = summarize(scores, cfg, by=PAIR_GROUPS[unit]).to_dict(orient="records")
+    overall = summarize(scores, cfg, unit=unit).iloc[0].to_dict()
+    pairs = summarize(scores, cfg, by=PAIR_GROUPS[unit], unit=unit).to_dict(orient="records")
     return {
         "system": name,
         "kind": kind,
@@ -233,7 +307,7 @@ def system_summary(
         "overall": overall,
         "pairs": pairs,
         "unit": unit,
-        "seed_spread": seed_spread(scores, "mcd_db"),
+        "seed_spread": seed_spread(distinct_items(scores, unit), "mcd_db"),
     }
 
 

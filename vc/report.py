@@ -1,8 +1,9 @@
 """The generated report: Markdown, figures, DVC metrics and per-pair plots, from the evaluation folders.
 
 Inputs (all written by earlier stages): ``eval/experiments/<name>/`` (summary.json, scores.csv, train.json,
-losses.tsv, mcep.png), ``eval/baselines/<name>/`` (summary.json, scores.csv), the corpus and features
-summaries. Outputs in the report folder: ``report.md``, ``metrics.json`` (DVC metrics),
+losses.tsv, mcep.png), ``eval/baselines/<name>/`` (summary.json, scores.csv), the perceptual metrics'
+reference material (``eval/references/perceptual/``; its sections are in :mod:`vc.perceptual.report`), the
+corpus and features summaries. Outputs in the report folder: ``report.md``, ``metrics.json`` (DVC metrics),
 ``per_pair/<system>.csv`` and ``losses/<experiment>.tsv`` (DVC plots) and ``figures/``. Nothing in the report
 depends on the clock or the machine.
 """
@@ -22,8 +23,22 @@ import pandas as pd
 
 from vc.config import ConvertConfig, EvaluateConfig, ExperimentConfig, FeaturesConfig
 from vc.configlib import flatten, to_dict
-from vc.evaluation import system_summary
+from vc.evaluation import HIGHER_IS_BETTER, metric_unit, system_summary
 from vc.io import atomic_dir, write_json, write_text
+from vc.markdown import fmt as _fmt
+from vc.markdown import interval as _ci
+from vc.markdown import md_table as _md_table
+from vc.perceptual.report import LABELS as PERCEPTUAL_LABELS
+from vc.perceptual.report import (
+    NATURAL_ROW,
+    headline_cells,
+    natural_cells,
+    natural_estimates,
+    perceptual_recipe_markdown,
+    perceptual_section,
+    shown_metrics,
+)
+from vc.perceptual.scoring import ReferenceMaterial
 from vc.plots import plot_loss_curves, plot_mcd_bars
 from vc.statistics import UNITS, Estimate, Unit, estimate_metric, paired_difference, verdict
 
@@ -128,24 +143,6 @@ def load_results(
     return out
 
 
-def _fmt(x: float | None, digits: int = 2) -> str:
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
-
-
-def _ci(o: Mapping[str, Any], metric: str, digits: int = 2) -> str:
-    if math.isnan(o[metric + "_ci_low"]):
-        return f"{_fmt(o[metric], digits)} (no interval: {o.get('sentences', '?')} sentences)"
-    low, high = _fmt(o[metric + "_ci_low"], digits), _fmt(o[metric + "_ci_high"], digits)
-    return f"{_fmt(o[metric], digits)} [{low}, {high}]"
-
-
-def _md_table(df: pd.DataFrame) -> str:
-    cols = [str(c) for c in df.columns]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join(lines)
-
-
 def differing_params(experiments: Mapping[str, ExperimentConfig]) -> pd.DataFrame:
     """The resolved ``model.*``/``train.*`` params whose values differ between experiments (seed aside)."""
     flat = {
@@ -172,8 +169,14 @@ class Comparison:
     verdict: str
 
 
+def _has_values(scores: pd.DataFrame, metric: str) -> bool:
+    return metric in scores.columns and bool(scores[metric].notna().any())
+
+
 def compare(results: list[SystemResult], reference: str | None, cfg: EvaluateConfig) -> list[Comparison]:
-    """Each experiment against each baseline and against the ``reference`` experiment, by MCD and MSD."""
+    """Each experiment against each baseline and against the ``reference`` experiment, by MCD, MSD and
+    the perceptual metrics both systems have (:data:`vc.perceptual.report.LABELS`), each item paired by its
+    unit in the other system (:func:`vc.evaluation.metric_unit`); verdicts respect each metric's direction."""
     by_name = {r.name: r for r in results}
     out = []
     for r in results:
@@ -183,8 +186,10 @@ def compare(results: list[SystemResult], reference: str | None, cfg: EvaluateCon
         if reference is not None and r.name != reference and reference in by_name:
             others.insert(0, by_name[reference])
         for other in others:
-            for metric in ("mcd_db", "msd_db"):
-                diff = paired_difference(r.scores, other.scores, metric, other.unit)
+            for metric in ("mcd_db", "msd_db", *PERCEPTUAL_LABELS):
+                if not (_has_values(r.scores, metric) and _has_values(other.scores, metric)):
+                    continue
+                diff = paired_difference(r.scores, other.scores, metric, metric_unit(other.unit, metric))
                 est = estimate_metric(
                     diff,
                     "diff",
@@ -193,7 +198,17 @@ def compare(results: list[SystemResult], reference: str | None, cfg: EvaluateCon
                     seed=cfg.seed,
                     min_clusters=cfg.min_sentences,
                 )
-                out.append(Comparison(r.name, other.name, metric, est, verdict(est)))
+                words = (
+                    verdict(est)
+                    if metric in ("mcd_db", "msd_db")
+                    else verdict(
+                        est,
+                        lower_is_better=metric not in HIGHER_IS_BETTER,
+                        unit="",
+                        digits=PERCEPTUAL_LABELS[metric][1],
+                    )
+                )
+                out.append(Comparison(r.name, other.name, metric, est, words))
     return out
 
 
@@ -209,8 +224,12 @@ def build_report(
     evaluate: EvaluateConfig,
     convert: ConvertConfig,
     reference: str | None,
+    perceptual: ReferenceMaterial | None = None,
 ) -> dict[str, Any]:
-    """Write the report folder atomically; return the metrics written to ``metrics.json``."""
+    """Write the report folder atomically; return the metrics written to ``metrics.json``.
+
+    ``perceptual``: the references stage's perceptual material (natural recordings, skipped metrics,
+    provenance); None leaves the perceptual section out."""
     summaries = {r.name: system_summary(r.name, r.kind, r.scores, evaluate, r.unit) for r in results}
     comparisons = compare(results, reference, evaluate)
     with atomic_dir(out_dir) as tmp:
@@ -246,6 +265,7 @@ def build_report(
                 evaluate=evaluate,
                 convert=convert,
                 reference=reference,
+                perceptual=perceptual,
             ),
         )
     return metrics
@@ -254,7 +274,8 @@ def build_report(
 def _metrics(
     results: list[SystemResult], summaries: Mapping[str, dict], comparisons: list[Comparison]
 ) -> dict[str, Any]:
-    """``metrics.json``: per system its overall numbers, seed spread and paired MCD differences."""
+    """``metrics.json``: per system its overall numbers, seed spread and paired differences (MCD and the
+    perceptual metrics)."""
     out: dict[str, Any] = {}
     for r in results:
         o = summaries[r.name]["overall"]
@@ -263,9 +284,9 @@ def _metrics(
             spread = summaries[r.name]["seed_spread"]
             entry["mcd_db_seed_sd"] = round(spread["sd"], 4)
         for c in comparisons:
-            if c.system == r.name and c.metric == "mcd_db":
+            if c.system == r.name and c.metric != "msd_db":
                 e = c.estimate
-                entry[f"mcd_db_minus_{c.other}"] = {
+                entry[f"{c.metric}_minus_{c.other}"] = {
                     "diff": round(e.mean, 4),
                     "ci_low": round(e.low, 4),
                     "ci_high": round(e.high, 4),
@@ -323,6 +344,7 @@ def _markdown(
     evaluate: EvaluateConfig,
     convert: ConvertConfig,
     reference: str | None,
+    perceptual: ReferenceMaterial | None,
 ) -> str:
     ci = f"{evaluate.confidence:.0%} CI"
     parts = [
@@ -376,9 +398,11 @@ def _markdown(
         "## Results",
         "",
         f"Means over distinct items with {ci} (cluster bootstrap over sentences and seeds). Lower is better "
-        "except F0 correlation. Seed spread: the SD (min to max) of the per-seed mean MCD.",
+        "except F0 correlation (and where a perceptual column says otherwise). Seed spread: the SD (min to "
+        "max) of the per-seed mean MCD.",
         "",
     ]
+    shown = shown_metrics(summaries)
     rows = []
     for r in results:
         o = summaries[r.name]["overall"]
@@ -398,9 +422,24 @@ def _markdown(
                 "MSD dB": _ci(o, "msd_db"),
                 "log-F0 RMSE": _fmt(o["log_f0_rmse"], 3) + mark,
                 "F0 corr": _fmt(o["f0_corr"], 3) + mark,
+                **headline_cells(o, shown),
                 "n": int(o["n"]),
                 "sentences": int(o["sentences"]),
                 "seeds": int(o["seeds"]),
+            }
+        )
+    if perceptual is not None and shown:
+        dash = dict.fromkeys(("seed spread", "MSD dB", "log-F0 RMSE", "F0 corr"), "-")
+        rows.append(
+            {
+                "system": NATURAL_ROW,
+                "kind": "reference",
+                f"MCD dB ({ci})": "-",
+                **dash,
+                **natural_cells(natural_estimates(perceptual, evaluate), shown),
+                "n": len(perceptual.naturals),
+                "sentences": perceptual.naturals["utt_id"].nunique(),
+                "seeds": "-",
             }
         )
     parts += [
@@ -412,7 +451,14 @@ def _markdown(
         "",
         "n counts the distinct items scored: a trained system's conversions of every seed; "
         "`copy-synthesis` once per target speaker and sentence; `source` (no conversion) once per "
-        "unordered pair and sentence.",
+        "unordered pair and sentence"
+        + (
+            " (its CER, MOS and similarity to the source speaker: once per source recording). "
+            f"`{NATURAL_ROW}`: the scored split's natural recordings, similarity and accuracy with respect "
+            "to their own speaker (the ceiling), CER (the floor)."
+            if perceptual is not None and shown
+            else "."
+        ),
         "",
         "![MCD with confidence intervals](figures/mcd.png)",
         "",
@@ -430,6 +476,14 @@ def _markdown(
         parts += [_verdict_table(results, comparisons, "mcd_db"), ""]
         parts += ["Modulation spectrum distance (MSD dB), the same way:", ""]
         parts += [_verdict_table(results, comparisons, "msd_db"), ""]
+
+    if perceptual is not None:
+        notes = {
+            r.name: r.scores["perceptual_note"].fillna("").astype(str).tolist()
+            for r in results
+            if "perceptual_note" in r.scores
+        }
+        parts += perceptual_section(perceptual, summaries, comparisons, evaluate, reference, notes)
 
     parts += [
         "## MCD per speaker pair (dB)",
@@ -478,6 +532,8 @@ def _markdown(
     parts += ["## Mel-cepstrograms (source, converted, target; first seed)", ""]
     parts += [f"![{r.name}](figures/mcep-{r.name}.png)" for r in results if r.figure is not None]
     parts += ["", "## Recipe", "", recipe, ""]
+    if perceptual is not None and perceptual.metrics:
+        parts += ["### Perceptual metrics", "", perceptual_recipe_markdown(evaluate), ""]
     return "\n".join(parts)
 
 

@@ -6,7 +6,10 @@ sentence, not the row:
 - **Distinct items.** A system's rows are keyed by its *unit* (:data:`UNITS`): a conversion by
   ``(source, target, utt_id)`` (and ``seed`` for trained systems); ``copy-synthesis`` by
   ``(target, utt_id)``, since it never sees the source; ``source`` (no conversion) by the unordered pair and
-  the sentence, since A->B and B->A score the same two wavs. A value is counted once.
+  the sentence, since A->B and B->A score the same two wavs. A value is counted once. A metric of one
+  recording alone (a CER, a predicted MOS) of ``source`` belongs to ``(source, utt_id)``
+  (``source_utterance``), its similarity to the target speaker to the ordered pair: see
+  :func:`vc.evaluation.metric_unit`.
 - **Intervals.** All rows of a sentence (every pair) move together in a resample, and with several training
   seeds the seeds are resampled too (a two-way cluster bootstrap of the mean, by
   :func:`scipy.stats.bootstrap` over sentence and seed indices), so correlated rows never narrow an interval
@@ -37,9 +40,10 @@ __all__ = [
     "paired_difference",
     "seed_spread",
     "verdict",
+    "with_pair",
 ]
 
-Unit = Literal["conversion", "target", "unordered_pair"]
+Unit = Literal["conversion", "target", "unordered_pair", "source_utterance"]
 UNITS: dict[str, Unit] = {"copy-synthesis": "target", "source": "unordered_pair", "mean-var": "conversion"}
 
 
@@ -73,12 +77,17 @@ class Estimate:
 
 def item_key(unit: Unit, columns: Sequence[str] = ()) -> list[str]:
     """The columns that identify one item of ``unit`` (``seed`` included when the table has one)."""
-    base = {"conversion": ["source", "target", "utt_id"], "target": ["target", "utt_id"]}
+    base = {
+        "conversion": ["source", "target", "utt_id"],
+        "target": ["target", "utt_id"],
+        "source_utterance": ["source", "utt_id"],
+    }
     key = base.get(unit, ["pair", "utt_id"])
     return [*key, "seed"] if "seed" in columns and unit == "conversion" else key
 
 
-def _with_pair(rows: pd.DataFrame) -> pd.DataFrame:
+def with_pair(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` with a ``pair`` column: the unordered speaker pair as ``"A|B"`` (sorted names)."""
     pairs = ["|".join(sorted((str(s), str(t)))) for s, t in zip(rows["source"], rows["target"], strict=True)]
     return rows.assign(pair=pairs)
 
@@ -91,7 +100,7 @@ def distinct_items(rows: pd.DataFrame, unit: Unit) -> pd.DataFrame:
     where both directions are present.
     """
     if unit == "unordered_pair":
-        rows = _with_pair(rows)
+        rows = with_pair(rows)
         rows = rows.sort_values(["pair", "utt_id", "source"], kind="stable")
     return rows.drop_duplicates(subset=item_key(unit, rows.columns)).reset_index(drop=True)
 
@@ -199,7 +208,7 @@ def paired_difference(
     ``other_unit`` (a baseline's unit, or ``conversion`` for another experiment, when ``seed`` is matched
     too if both tables have it). Returns ``rows``' key columns plus ``diff``.
     """
-    left = _with_pair(rows) if other_unit == "unordered_pair" else rows
+    left = with_pair(rows) if other_unit == "unordered_pair" else rows
     right = distinct_items(other, other_unit)
     key = item_key(other_unit, right.columns if "seed" in left.columns else ())
     seed = ["seed"] if "seed" in left.columns else []

@@ -96,7 +96,11 @@ def _transient(err: BaseException) -> bool:
 
 
 def with_retry(fn: Callable[..., T], *args: Any, attempts: int = 8, **kwargs: Any) -> T:
-    """Call ``fn``; retry transient store errors (SQLite locks, an unreachable server) with backoff."""
+    """Call ``fn``; retry transient store errors (SQLite locks, an unreachable server) with backoff.
+
+    Kept by hand because MLflow retries only its HTTP requests (``MLFLOW_HTTP_REQUEST_MAX_RETRIES``), not
+    the SQLAlchemy store's "database is locked", which parallel queue workers on one SQLite file do hit.
+    """
     for attempt in range(attempts):
         try:
             return fn(*args, **kwargs)
@@ -168,7 +172,7 @@ class RunTracker:
         self.run_id = run_id
         self.uri = uri
         self.client = MlflowClient(uri)
-        self._monitor: Any = None
+        self._system_metrics = False  # whether this process's active MLflow run is this one
 
     # -- lifecycle
     @classmethod
@@ -213,20 +217,26 @@ class RunTracker:
         return tracker
 
     def _start_system_metrics(self) -> None:
-        try:
-            from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+        """CPU, memory, disk (and GPU) usage, by MLflow's public monitor (every 10 s, or
+        ``MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL``): the run becomes the process's active run with
+        ``log_system_metrics=True``; :meth:`end` ends it."""
+        import mlflow
 
-            self._monitor = SystemMetricsMonitor(self.run_id, sampling_interval=10, tracking_uri=self.uri)
-            self._monitor.start()
+        try:
+            mlflow.set_tracking_uri(self.uri)
+            with_retry(mlflow.start_run, run_id=self.run_id, log_system_metrics=True)
+            self._system_metrics = True
         except Exception as err:  # system metrics are a convenience; never fail training for them
             log.warning("system metrics disabled: %s", err)
-            self._monitor = None
+            self._system_metrics = False
 
     def end(self, status: str = "FINISHED") -> None:
         """Terminate the run: ``FINISHED``, ``FAILED`` or ``KILLED``."""
-        if self._monitor is not None:
-            self._monitor.finish()
-            self._monitor = None
+        if self._system_metrics:
+            import mlflow
+
+            mlflow.end_run(status=status)  # stops the monitor (and terminates the run)
+            self._system_metrics = False
         with_retry(self.client.set_terminated, self.run_id, status=status)
 
     # -- data
@@ -277,12 +287,21 @@ class RunTracker:
 def log_evaluation(
     tracker: RunTracker, summary: Mapping[str, Any], files: list[tuple[str | Path, str]]
 ) -> None:
-    """Evaluation metrics under names shared by every system (``eval/mcd_db``, ``eval/mcd_db_ci_low``, ...),
-    the per-pair table, and ``files`` as ``(path, artifact folder)`` pairs (samples, plots, scores)."""
+    """Evaluation metrics under names shared by every system (``eval/mcd_db``, ``eval/mcd_db_ci_low``, ...,
+    ``eval/spk_sim_target``, ``eval/cer``, ``eval/dnsmos_ovrl``, ...), the per-pair table, and ``files`` as
+    ``(path, artifact folder)`` pairs (samples, plots, scores). The perceptual metrics' provenance and the
+    skipped ones become tags (``vc.perceptual.intelligibility.sha256``, ``vc.perceptual.skipped.<name>``)."""
     import pandas as pd
 
     overall = {f"eval/{k}": float(v) for k, v in summary["overall"].items() if isinstance(v, int | float)}
     tracker.log_metrics(overall)
+    perceptual = summary.get("perceptual")
+    if perceptual is not None:
+        tags = {"vc.perceptual.metrics": ",".join(perceptual["metrics"]) or "none"}
+        tags.update({f"vc.perceptual.skipped.{m}": why for m, why in perceptual["skipped"].items()})
+        for metric, provenance in perceptual["provenance"].items():
+            tags.update({f"vc.perceptual.{metric}.{k}": v for k, v in provenance.items() if v})
+        tracker.set_tags(tags)
     pairs = pd.DataFrame(summary["pairs"])
     with_retry(tracker.client.log_table, tracker.run_id, data=pairs, artifact_file="eval/per_pair.json")
     for path, folder in files:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +19,7 @@ from vc.audio import SilentAudioError, prepare
 from vc.config import AudioConfig, CorpusConfig, VoiceConfig
 from vc.corpus.layouts import SourceUtterance, scan_corpus
 from vc.corpus.split import assign_splits
+from vc.corpus.transcripts import read_transcripts
 from vc.errors import InputError
 from vc.io import AudioReadError, atomic_dir, read_audio, write_json, write_wav
 from vc.parallel import parallel_map
@@ -116,10 +117,27 @@ def _embedded_jobs(cfg: CorpusConfig, audio: AudioConfig, tmp: Path) -> list[_Jo
     ]
 
 
+def _resolve(path: str, base_dir: Path) -> Path:
+    p = Path(path).expanduser()
+    return (p if p.is_absolute() else base_dir / p).resolve()
+
+
 def _directory_jobs(cfg: CorpusConfig, audio: AudioConfig, tmp: Path, base_dir: Path) -> list[_Job]:
-    root = Path(cfg.root or "")
-    root = root if root.is_absolute() else (base_dir / root)
-    utts: list[SourceUtterance] = scan_corpus(root.resolve(), cfg.layout, cfg.speakers)
+    utts: list[SourceUtterance] = scan_corpus(_resolve(cfg.root or "", base_dir), cfg.layout, cfg.speakers)
+    if cfg.transcripts is not None:
+        transcripts = read_transcripts(_resolve(cfg.transcripts, base_dir))
+        texts = [transcripts.text(u.speaker, u.utt_id) or u.text for u in utts]
+        missing = sum(not t for t in texts)
+        log.info("corpus.transcripts: texts for %d of %d utterances", len(utts) - missing, len(utts))
+        if missing:
+            log.warning(
+                "corpus.transcripts: %s has no text for %d utterances (e.g. %s/%s); intelligibility scores "
+                "those against the ASR transcript of the source recording",
+                transcripts.source,
+                missing,
+                *next((u.speaker, u.utt_id) for u, t in zip(utts, texts, strict=True) if not t),
+            )
+        utts = [replace(u, text=t) for u, t in zip(utts, texts, strict=True)]
     return [
         _Job(u.speaker, u.utt_id, str(u.audio), u.text, tmp / "wav" / u.speaker / f"{u.utt_id}.wav", audio)
         for u in utts

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 from vc.config import ModelConfig
 from vc.models.discriminator import Discriminator, DomainClassifier
 from vc.models.generator import Generator
@@ -16,8 +14,8 @@ def build_models(
 ) -> tuple[Generator, Discriminator, DomainClassifier | None]:
     """Build G, D and, when ``discriminator.conditioning`` is ``classifier``, the domain classifier."""
     d_cfg = model_cfg.discriminator
-    generator = Generator(num_speakers, feature_dim, **asdict(model_cfg.generator))
-    discriminator = Discriminator(num_speakers, feature_dim, **asdict(d_cfg))
+    generator = Generator(num_speakers, feature_dim, **model_cfg.generator.model_dump())
+    discriminator = Discriminator(num_speakers, feature_dim, **d_cfg.model_dump())
     classifier = None
     if d_cfg.conditioning == "classifier":
         classifier = DomainClassifier(num_speakers, feature_dim, channels=d_cfg.classifier_channels)

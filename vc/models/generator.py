@@ -11,12 +11,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vc.models.layers import CondConv, ConvBlock, ResidualBlock, pad_to_multiple
+from vc.models.layers import CodeConcatConv, ConvBlock, ResidualBlock, pad_to_multiple
 
-__all__ = ["CONDITIONINGS", "TOPOLOGIES", "Generator"]
+__all__ = ["CONDITIONINGS", "TOPOLOGIES", "UPSAMPLINGS", "Generator"]
 
 TOPOLOGIES = ("2-1-2d", "2d", "1d")
 CONDITIONINGS = ("cin_source_target", "cin_target", "concat")
+UPSAMPLINGS = ("halve", "keep")
 _STRIDE = 4  # two stride-2 downsamplings: time (and frequency in 2-D) is padded to a multiple of 4
 
 
@@ -31,10 +32,13 @@ class Generator(nn.Module):
     constant extra channels on the input of every convolution, plain instance norm).
 
     Widths: the input convolution yields ``channels``, downsampling blocks ``2 * channels``, residual blocks
-    ``res_channels`` (default ``2 * channels``; twice that before the residual GLU), the upsampling blocks
-    ``channels`` and ``channels // 2``. A small ``channels`` keeps the 2-D convolutions cheap on a CPU, while
-    ``res_channels`` keeps the 1-D bottleneck (``2 * channels * D / 4`` values per frame squeezed into it)
-    wide enough to carry the spectrum.
+    ``res_channels`` (default ``2 * channels``; twice that before the residual GLU). ``upsampling`` is the
+    reading of Fig. 2's upsampling blocks (conv 1024 -> pixel shuffle 256 -> GLU at ``channels = 128``):
+    ``halve`` (a channel-halving GLU: the blocks yield ``channels`` and ``channels // 2``, i.e. 128 and 64)
+    or ``keep`` (the gate ``h * sigmoid(h)`` keeps the shuffled width: ``2 * channels`` and ``channels``,
+    256 and 128, as common public reimplementations build it).
+    A small ``channels`` keeps the 2-D convolutions cheap on a CPU, while ``res_channels`` keeps the 1-D
+    bottleneck (``2 * channels * D / 4`` values per frame squeezed into it) wide enough to carry the spectrum.
     ``res_kernel`` is the kernel of the 1-D residual convolutions (``2-1-2d`` and ``1d``).
     Any ``D`` and ``T`` work (``T >= 5`` in training, where instance norm needs two frames after the 4x
     downsampling): inputs are replicate-padded to a multiple of 4 and the output is cropped back.
@@ -51,10 +55,13 @@ class Generator(nn.Module):
         res_blocks: int = 6,
         res_kernel: int = 5,
         res_channels: int | None = None,
+        upsampling: str = "halve",
     ) -> None:
         super().__init__()
         if topology not in TOPOLOGIES:
             raise ValueError(f"unknown generator topology '{topology}' (expected one of {TOPOLOGIES})")
+        if upsampling not in UPSAMPLINGS:
+            raise ValueError(f"unknown upsampling '{upsampling}' (expected one of {UPSAMPLINGS})")
         if conditioning not in CONDITIONINGS:
             raise ValueError(f"unknown conditioning '{conditioning}' (expected one of {CONDITIONINGS})")
         if num_speakers < 1 or feature_dim < 1:
@@ -97,15 +104,17 @@ class Generator(nn.Module):
         self.res = nn.ModuleList(
             [ResidualBlock(res_nd, rc, res_k, cin_dim=cin_dim, cond_channels=cat) for _ in range(res_blocks)]
         )
-        # Fig. 2: upsampling = conv, pixel shuffle, IN, GLU
-        # (at channels=128: 1024 -> 256 -> 128, then 512 -> 128 -> 64).
+        # Fig. 2: upsampling = conv, pixel shuffle, IN, gate. At channels=128, halve: 1024 -> 256 -> 128, then
+        # 512 -> 128 -> 64; keep: 1024 -> 256 -> 256, then 512 -> 128 -> 128.
+        keep = upsampling == "keep"
+        up1, up2 = (wide, c) if keep else (c, half)
         self.up = nn.ModuleList(
             [
-                ConvBlock(nd, wide, c, kernel, shuffle=2, cond_channels=cat),
-                ConvBlock(nd, c, half, kernel, shuffle=2, cond_channels=cat),
+                ConvBlock(nd, wide, up1, kernel, shuffle=2, cond_channels=cat, self_gate=keep),
+                ConvBlock(nd, up1, up2, kernel, shuffle=2, cond_channels=cat, self_gate=keep),
             ]
         )
-        self.output = CondConv(nd, half, io_channels, io_kernel, cond_channels=cat)
+        self.output = CodeConcatConv(nd, up2, io_channels, io_kernel, cond_channels=cat)
 
     def speaker_code(self, src: Tensor, tgt: Tensor, dtype: torch.dtype) -> Tensor:
         """The conditioning code ``(B, K)``: one-hot ``[src, tgt]`` (K = 2N) or one-hot ``tgt`` (K = N)."""

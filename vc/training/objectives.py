@@ -56,6 +56,10 @@ class Batch:
             tgt=self.tgt.to(device, non_blocking=non_blocking),
         )
 
+    def pin_memory(self) -> Batch:
+        """The batch in page-locked host memory, for a non-blocking copy to a GPU."""
+        return Batch(*(t.pin_memory() for t in (self.x, self.src, self.y, self.tgt)))
+
     def __len__(self) -> int:
         return self.x.shape[0]
 

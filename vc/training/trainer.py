@@ -4,6 +4,11 @@ One iteration is ``train.d_steps_per_g`` discriminator updates then one generato
 batch. Checkpoints every ``train.checkpoint_every`` iterations and on SIGINT/SIGTERM; :meth:`Trainer.fit`
 resumes from the newest checkpoint in its folder when that checkpoint was made by the same configuration
 (its fingerprint), and starts over otherwise.
+
+On a GPU the loop never waits for the device between log intervals: a step returns its losses as device
+tensors, and :meth:`Trainer._record` averages them with one host transfer per ``train.log_every``
+iterations. Batches are copied from pinned memory without blocking; ``cudnn.benchmark`` picks kernels for
+the fixed crop and TF32 is allowed for fp32 matmuls and convolutions (see :func:`configure_device`).
 """
 
 from __future__ import annotations
@@ -18,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
@@ -38,6 +42,21 @@ __all__ = ["TrainState", "Trainer", "TrainingInterrupted"]
 log = logging.getLogger(__name__)
 
 LogHook = Callable[[int, dict[str, float]], None]
+Row = dict[str, torch.Tensor]  # one iteration's losses: detached 0-d tensors on the training device
+
+
+def configure_device(device: torch.device) -> None:
+    """Process-wide switches for training on ``device``; nothing changes on a CPU.
+
+    CUDA: ``cudnn.benchmark`` (every batch has the same shape, ``train.crop_frames``, so the autotuned
+    kernels are reused) and TF32 for fp32 matmuls and convolutions (Ampere and later; with ``amp: bf16``
+    most of the work is bf16 anyway).
+    """
+    if device.type != "cuda":
+        return
+    torch.backends.cudnn.benchmark = True
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
 
 
 class TrainingInterrupted(Exception):
@@ -146,10 +165,12 @@ class Trainer:
                 f"processes ({self.dist.world_size})"
             )
         self.device = self.dist.device(self.cfg.device)
+        configure_device(self.device)
         self.dist.init(self.device)
         self.state = build_state(exp, bank.num_speakers, bank.dim, self.device)
         self._stop_signal: int | None = None
-        self._pending: list[dict[str, float]] = []
+        self._pending: list[Row] = []  # rows of the current log interval
+        self._interval = (time.perf_counter(), 0)  # start and iterations of this process in the interval
 
         wrap = self.dist.wrap
         g = wrap(self.state.generator, self.device)
@@ -168,7 +189,10 @@ class Trainer:
     # ------------------------------------------------------------------------------------------ steps
     def _batch(self, substep: int):
         rng = FeatureBank.rng(self.cfg.seed, self.dist.rank, self.state.step, substep)
-        return self.bank.sample(self.cfg.batch_size // self.dist.world_size, rng).to(self.device)
+        batch = self.bank.sample(self.cfg.batch_size // self.dist.world_size, rng)
+        if self.device.type == "cuda":
+            return batch.pin_memory().to(self.device, non_blocking=True)
+        return batch.to(self.device)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.amp == "bf16")
@@ -204,8 +228,12 @@ class Trainer:
             for p in params:
                 p.requires_grad_(True)
 
-    def train_step(self) -> dict[str, float]:
-        """One iteration: ``d_steps_per_g`` D updates, one G update, a scheduler step."""
+    def train_step(self) -> Row:
+        """One iteration: ``d_steps_per_g`` D updates, one G update, a scheduler step.
+
+        Returns the losses as detached 0-d tensors on the training device (reading them waits for the
+        device; :meth:`fit` does so once per log interval).
+        """
         logs: dict[str, torch.Tensor] = {}
         for k in range(self.cfg.d_steps_per_g):
             logs.update(self.discriminator_step(k))
@@ -213,7 +241,7 @@ class Trainer:
         self.state.sched_g.step()
         self.state.sched_d.step()
         self.state.step += 1
-        return {k: float(v) for k, v in logs.items()}
+        return logs
 
     # ------------------------------------------------------------------------------------ checkpoints
     def _payload(self) -> dict[str, Any]:
@@ -234,7 +262,8 @@ class Trainer:
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             },
             "history": st.history,
-            "pending": self._pending,  # rows of the current log interval, so resumed curves are identical
+            # rows of the current log interval, so resumed curves are identical
+            "pending": [{k: float(v) for k, v in row.items()} for row in self._pending],
         }
 
     def save_checkpoint(self) -> Path | None:
@@ -258,11 +287,14 @@ class Trainer:
         st.sched_d.load_state_dict(ckpt["schedulers"]["d"])
         st.step = int(ckpt["step"])
         st.history = list(ckpt["history"])
-        self._pending = list(ckpt.get("pending", []))
+        pending = ckpt.get("pending", [])
+        self._pending = [{k: torch.tensor(v, device=self.device) for k, v in r.items()} for r in pending]
         torch.set_rng_state(ckpt["rng"]["torch"].cpu())
         random.setstate((3, tuple(ckpt["rng"]["python"]), None))
         if ckpt["rng"]["cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all([s.cpu() for s in ckpt["rng"]["cuda"]])
+            # a run resumed on fewer or more GPUs restores the devices both runs have
+            for index, state in enumerate(ckpt["rng"]["cuda"][: torch.cuda.device_count()]):
+                torch.cuda.set_rng_state(state.cpu(), index)
 
     def maybe_resume(self) -> bool:
         """Resume from the newest checkpoint made by this configuration; return whether it did."""
@@ -285,13 +317,24 @@ class Trainer:
         return True
 
     # ---------------------------------------------------------------------------------------- logging
-    def _record(self, row: dict[str, float]) -> None:
+    def _record(self, row: Row) -> None:
+        """Keep ``row``; at the end of a log interval, append the interval's means to the history.
+
+        The means are computed on the device and read with one transfer; ``time/sec_per_iter`` is the wall
+        time of the interval's iterations run by this process, divided by their number.
+        """
         self._pending.append(row)
+        start, count = self._interval
+        self._interval = (start, count + 1)
         step = self.state.step
         if step % self.cfg.log_every and step != self.cfg.iterations:
             return
-        keys = self._pending[-1].keys()
-        mean = {k: float(np.mean([r[k] for r in self._pending if k in r])) for k in keys}
+        keys = list(row)
+        table = torch.stack([torch.stack([r[k] for k in keys]) for r in self._pending])  # (rows, keys)
+        mean = dict(zip(keys, table.double().mean(dim=0).tolist(), strict=True))
+        now = time.perf_counter()
+        mean["time/sec_per_iter"] = (now - start) / (count + 1)
+        self._interval = (now, 0)
         mean["lr/g"] = self.state.opt_g.param_groups[0]["lr"]
         mean["lr/d"] = self.state.opt_d.param_groups[0]["lr"]
         self._pending.clear()
@@ -346,10 +389,9 @@ class Trainer:
             leave=False,
         )
         with self._signals():
+            self._interval = (time.perf_counter(), 0)
             while st.step < self.cfg.iterations:
-                start = time.perf_counter()
                 row = self.train_step()
-                row["time/sec_per_iter"] = time.perf_counter() - start
                 bar.update()
                 before = len(st.history)
                 self._record(row)
