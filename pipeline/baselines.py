@@ -5,12 +5,12 @@ same held-out sentences, each distinct item once (:data:`vc.statistics.UNITS`):
   counted once per unordered speaker pair and sentence (A->B and B->A compare the same two wavs); its rows
   hold both directions, since a perceptual metric of A's recording (similarity to B) is not symmetric;
 - ``mean-var``: per-speaker mel-cepstral mean/variance matching plus the log-Gaussian F0 transform, per
-  ordered pair and sentence;
+  ordered pair and sentence; ``mean-var-mel``: the same matching of the log-mel bins, through HiFi-GAN;
 - ``copy-synthesis``: the target analysed and resynthesised by WORLD (the vocoder's floor), once per target
-  speaker and sentence.
+  speaker and sentence; ``copy-synthesis-hifigan``: the target's log-mel through HiFi-GAN (the neural floor).
 
 The perceptual metrics score each baseline's wavs too (:mod:`vc.perceptual.scoring`); ``source`` takes the
-natural recordings' values from the references stage.
+natural recordings' values from the references stage. Wavs are written at the corpus's sample rate.
 """
 
 from __future__ import annotations
@@ -19,11 +19,14 @@ import argparse
 import logging
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
 from pipeline.common import read_params, repo_root, run
-from vc.conversion import mean_var_convert, vocode
+from vc.audio import resample
+from vc.config import VocoderConfig
+from vc.conversion import mean_var_convert, mean_var_mel, vocode
 from vc.corpus.build import read_manifest
 from vc.evaluation import (
     evaluation_plan,
@@ -32,7 +35,7 @@ from vc.evaluation import (
     usable_utterances,
     write_system_results,
 )
-from vc.features.extract import read_index
+from vc.features.extract import mel_path, read_index
 from vc.features.stats import FeatureStats
 from vc.features.world import load_features
 from vc.io import atomic_dir, write_wav
@@ -42,11 +45,45 @@ from vc.tracking import RunTracker, git_commit, group_tag, log_evaluation
 
 log = logging.getLogger("pipeline.baselines")
 
+#: Baselines synthesised by HiFi-GAN from log-mel (the others by WORLD).
+MEL_BASELINES = ("mean-var-mel", "copy-synthesis-hifigan")
+
+
+def _baseline_wav(
+    name: str,
+    src: str,
+    tgt: str,
+    utt: str,
+    features: Path,
+    stats: FeatureStats,
+    mel_stats: FeatureStats,
+    vocoder: VocoderConfig,
+) -> tuple[np.ndarray, int]:
+    """One baseline waveform and its sample rate."""
+    if name == "copy-synthesis":
+        return vocode(load_features(features / tgt / f"{utt}.npz"), stats), stats.codec.sample_rate
+    if name == "mean-var":
+        feats = mean_var_convert(stats, load_features(features / src / f"{utt}.npz"), src, tgt)
+        return vocode(feats, stats), stats.codec.sample_rate
+    if name == "copy-synthesis-hifigan":
+        mel = np.load(mel_path(features / tgt / f"{utt}.npz"))
+    else:  # mean-var-mel
+        mel = mean_var_mel(mel_stats, np.load(mel_path(features / src / f"{utt}.npz")), src, tgt)
+    return vocode(mel, mel_stats, "hifigan", vocoder), mel_stats.codec.sample_rate
+
 
 def synthesize_baseline(
-    name: str, plan: pd.DataFrame, features: Path, stats: FeatureStats, vocoder: str, folder: Path
+    name: str,
+    plan: pd.DataFrame,
+    features: Path,
+    stats: FeatureStats,
+    mel_stats: FeatureStats,
+    vocoder: VocoderConfig,
+    sample_rate: int,
+    folder: Path,
 ) -> pd.DataFrame:
-    """Write the baseline's wavs under ``folder``; return the plan with a ``path`` column ('' for source).
+    """Write the baseline's wavs under ``folder`` at ``sample_rate``; return the plan with a ``path`` column
+    ('' for source).
 
     ``plan`` holds the baseline's items: ``source, target, utt_id`` (for ``source`` every ordered pair,
     with ``pair``).
@@ -56,13 +93,9 @@ def synthesize_baseline(
     paths = []
     rows = zip(plan["source"], plan["target"], plan["utt_id"], strict=True)
     for src, tgt, utt in tqdm(rows, total=len(plan), desc=name, leave=False):
-        if name == "copy-synthesis":
-            feats = load_features(features / tgt / f"{utt}.npz")
-            rel = Path(tgt) / f"{utt}.wav"
-        else:
-            feats = mean_var_convert(stats, load_features(features / src / f"{utt}.npz"), src, tgt)
-            rel = Path(f"{src}__{tgt}") / f"{utt}.wav"
-        write_wav(folder / rel, vocode(feats, stats, vocoder), stats.codec.sample_rate)
+        rel = Path(tgt) / f"{utt}.wav" if UNITS[name] == "target" else Path(f"{src}__{tgt}") / f"{utt}.wav"
+        wav, rate = _baseline_wav(name, src, tgt, utt, features, stats, mel_stats, vocoder)
+        write_wav(folder / rel, resample(wav, rate, sample_rate), sample_rate)
         paths.append(str(folder / rel))
     return plan.assign(path=paths)
 
@@ -70,6 +103,7 @@ def synthesize_baseline(
 def main(args: argparse.Namespace) -> None:
     params = read_params(args.params)
     stats = FeatureStats.load(args.stats)
+    mel_stats = FeatureStats.load(args.mel_stats)
     usable = usable_utterances(
         read_manifest(Path(args.corpus) / "manifest.csv"), read_index(args.features), params.convert.split
     )
@@ -91,7 +125,9 @@ def main(args: argparse.Namespace) -> None:
                 with_pair(plan) if name == "source" else distinct_items(plan, unit),
                 Path(args.features),
                 stats,
-                params.convert.vocoder,
+                mel_stats,
+                params.vocoder,
+                params.data.sample_rate,
                 wavs / name,
             )
             scores = pd.concat(
@@ -110,7 +146,7 @@ def main(args: argparse.Namespace) -> None:
                         params.evaluate,
                         workers=params.evaluate.workers,
                         desc=f"perceptual {name}",
-                        made_from="target" if name == "copy-synthesis" else "source",
+                        made_from="target" if UNITS[name] == "target" else "source",
                     ),
                 ],
                 axis=1,
@@ -158,6 +194,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--features", default="data/features")
     parser.add_argument("--stats", default="data/stats.json")
+    parser.add_argument("--mel-stats", default="data/stats-mel.json")
     parser.add_argument("--corpus", default="data/corpus")
     parser.add_argument("--references", default="eval/references")
     parser.add_argument("--converted", default="converted/baselines")

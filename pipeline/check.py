@@ -43,6 +43,21 @@ def check_data(params: Params, root: Path) -> list[str]:
                 raise ConfigError(
                     f"convert.pairs[{i}]", f"unknown speaker '{who}' (speakers: {', '.join(speakers)})"
                 )
+    mel_systems = [n for n in params.experiments if params.experiment(n).model.features == "mel"]
+    mel_systems += [b for b in params.baselines if b in ("mean-var-mel", "copy-synthesis-hifigan")]
+    if mel_systems:
+        from vc.vocoders.hifigan import VocoderLoadError, pretrained_path
+
+        checkpoint = params.vocoder.checkpoint
+        try:
+            found = pretrained_path() if checkpoint is None else Path(checkpoint).expanduser()
+        except VocoderLoadError as err:
+            raise ConfigError("vocoder.checkpoint", f"{err} (needed by {', '.join(mel_systems)})") from None
+        if not found.is_absolute():
+            found = root / found
+        if not found.is_file():
+            raise ConfigError("vocoder.checkpoint", f"{found}: no such file")
+        notes.append(f"HiFi-GAN for {', '.join(mel_systems)}: {found.name}")
     from vc.perceptual.scoring import check_models
 
     metrics, skipped = check_models(params.evaluate)
@@ -56,18 +71,23 @@ def check_data(params: Params, root: Path) -> list[str]:
 
         index = read_index(index_path.parent)
         train = index[(index["status"] == "ok") & (index["split"] == "train")]
-        longest = train.groupby("speaker")["frames"].max()
         for name in params.experiments:
-            crop = params.experiment(name).train.crop_frames
+            exp = params.experiment(name)
+            column = "mel_frames" if exp.model.features == "mel" else "frames"
+            if column not in train:  # features written before log-mels were: the stage re-runs anyway
+                continue
+            longest = train.groupby("speaker")[column].max()
+            crop = exp.train.crop_frames
             too_short = longest[longest < crop]
             if len(too_short):
                 spk = too_short.index[0]
                 raise ConfigError(
                     f"experiments.{name}.train.crop_frames",
                     f"{crop} frames is longer than every training utterance of speaker '{spk}' "
-                    f"(longest: {int(too_short.iloc[0])} frames)",
+                    f"(longest: {int(too_short.iloc[0])} {'log-mel ' if column == 'mel_frames' else ''}"
+                    "frames)",
                 )
-        notes.append(f"training crops fit the prepared features of {len(longest)} speakers")
+        notes.append(f"training crops fit the prepared features of {train['speaker'].nunique()} speakers")
     return notes
 
 

@@ -1,5 +1,6 @@
 """Stage `convert@<experiment>-<seed>`: convert every held-out sentence (``convert.split``: test unless
-tuning) of every speaker pair to wav with one trained run."""
+tuning) of every speaker pair to wav with one trained run: WORLD features through the WORLD vocoder, log-mel
+through HiFi-GAN (section ``vocoder``); wavs are written at the corpus's sample rate."""
 
 from __future__ import annotations
 
@@ -9,13 +10,16 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from pipeline.common import read_params, run, run_dir
-from vc.conversion import convert_features, vocode
+from vc.audio import resample
+from vc.config import VocoderConfig
+from vc.conversion import convert_features, convert_mel, vocode, vocoder_for
 from vc.corpus.build import read_manifest
 from vc.evaluation import evaluation_plan, usable_utterances
-from vc.features.extract import read_index
+from vc.features.extract import mel_path, read_index
 from vc.features.world import load_features
 from vc.io import atomic_dir, write_wav
 from vc.model_store import TrainedModel, load_model
@@ -31,7 +35,8 @@ class _Job:
     source: str
     target: str
     out: Path
-    vocoder: str
+    vocoder: VocoderConfig
+    sample_rate: int  # of the written wav (the corpus's)
 
 
 @functools.lru_cache(maxsize=2)
@@ -43,8 +48,14 @@ def _model(folder: Path) -> TrainedModel:
 def _convert_one(job: _Job) -> None:
     """Convert one utterance and write its wav (in a worker process; the model is loaded once per process)."""
     model = _model(job.model)
-    converted = convert_features(model, load_features(job.features), job.source, job.target)
-    write_wav(job.out, vocode(converted, model.stats, job.vocoder), model.stats.codec.sample_rate)
+    stats = model.stats
+    kind = "mel" if stats.codec.kind == "mel" else "world"
+    if kind == "mel":
+        converted = convert_mel(model, np.load(mel_path(job.features)), job.source, job.target)
+    else:
+        converted = convert_features(model, load_features(job.features), job.source, job.target)
+    wav = vocode(converted, stats, vocoder_for(kind), job.vocoder)
+    write_wav(job.out, resample(wav, stats.codec.sample_rate, job.sample_rate), job.sample_rate)
 
 
 def main(args: argparse.Namespace) -> None:
@@ -71,7 +82,8 @@ def main(args: argparse.Namespace) -> None:
                 src,
                 tgt,
                 tmp / rel,
-                params.convert.vocoder,
+                params.vocoder,
+                params.data.sample_rate,
             )
             for (src, tgt, utt), rel in zip(plan.itertuples(index=False), paths, strict=True)
         ]

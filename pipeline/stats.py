@@ -1,4 +1,5 @@
-"""Stage `stats`: fit the feature scaler and per-speaker log-F0 statistics on the training split."""
+"""Stage `stats`: fit the feature scalers and per-speaker log-F0 statistics on the training split, for the
+WORLD features (``--out``) and for the log-mels of mel systems (``--mel-out``)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ import logging
 import math
 
 from pipeline.common import read_params, run
-from vc.features.extract import load_corpus_features
-from vc.features.stats import fit_stats
+from vc.features.extract import load_corpus_features, load_training_matrices
+from vc.features.stats import fit_mel_stats, fit_stats
 
 log = logging.getLogger("pipeline.stats")
 
@@ -16,7 +17,9 @@ log = logging.getLogger("pipeline.stats")
 def main(args: argparse.Namespace) -> None:
     params = read_params(args.params)
     stats = fit_stats(load_corpus_features(args.features, "train"), params.features, params.stats.scaler)
+    mel = fit_mel_stats(load_training_matrices(args.features, "train", "mel"), stats)
     stats.save(args.out)
+    mel.save(args.mel_out)
     for spk, mu, sd in zip(stats.speakers, stats.logf0_mean, stats.logf0_std, strict=True):
         log.info(
             "%s: log-F0 mean %.3f (%.0f Hz), std %.3f, %d training frames",
@@ -32,4 +35,5 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--features", default="data/features")
     parser.add_argument("--out", default="data/stats.json")
+    parser.add_argument("--mel-out", default="data/stats-mel.json")
     run(main, parser)

@@ -29,7 +29,7 @@ from pipeline.codedeps import import_closure
 from pipeline.common import read_params, repo_root, run, run_dir
 from vc.config import ExperimentConfig, Params
 from vc.configlib import flatten, to_dict
-from vc.features.extract import load_corpus_features
+from vc.features.extract import load_training_matrices
 from vc.features.stats import FeatureStats
 from vc.io import write_json, write_text
 from vc.model_store import save_model
@@ -202,8 +202,12 @@ def main(args: argparse.Namespace) -> TrainState:
         Path(args.checkpoints) if args.checkpoints else run_dir("checkpoints", exp.name, exp.train.seed)
     )
     features = Path(args.features)
-    stats = FeatureStats.load(args.stats)
-    bank = FeatureBank.from_features(load_corpus_features(features, "train"), stats, exp.train.crop_frames)
+    kind = exp.model.features
+    stats_path = Path(args.mel_stats if kind == "mel" else args.stats)
+    stats = FeatureStats.load(stats_path)
+    bank = FeatureBank.from_matrices(
+        load_training_matrices(features, "train", kind), stats, exp.train.crop_frames
+    )
     dist = DistContext.from_env()
     tracker = start_run(params, exp, Path(args.params)) if dist.is_main else None
     trainer = Trainer(
@@ -211,7 +215,7 @@ def main(args: argparse.Namespace) -> TrainState:
         bank,
         checkpoints,
         dist=dist,
-        fingerprint=fingerprint(exp, Path(args.stats), features / "index.csv"),
+        fingerprint=fingerprint(exp, stats_path, features / "index.csv"),
         on_log=(lambda step, row: tracker.log_metrics(row, step)) if tracker else None,
     )
     start = time.perf_counter()
@@ -249,7 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--experiment", required=True, help="a name under `experiments:` in params.yaml")
     parser.add_argument("--features", default="data/features")
-    parser.add_argument("--stats", default="data/stats.json")
+    parser.add_argument("--stats", default="data/stats.json", help="statistics of WORLD-feature models")
+    parser.add_argument("--mel-stats", default="data/stats-mel.json", help="statistics of log-mel models")
     parser.add_argument(
         "--seed", type=int, default=None, help="one of `seeds` in params.yaml (default: the first)"
     )

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+
+# Under `pytest -n N` every worker is one process on the same cores: give each its share of the threads before
+# anything imports torch. Two workers with one OpenMP thread per core each spin-wait on each other and run the
+# torch tests several times slower (the same effect as two trainings at once, README "Sweeps").
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+    _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    os.environ.setdefault(
+        "OMP_NUM_THREADS", str(max(1, _cores // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+    )
 
 
 def voiced_signal(
@@ -72,7 +83,8 @@ def write_tiny_features(
 ) -> tuple[Path, Path]:
     """A features folder and statistics file like the features and stats stages write, from random data.
 
-    Returns ``(features_dir, stats_path)``. Speaker ``i`` has spectral features offset by ``i``.
+    Returns ``(features_dir, stats_path)``. Speaker ``i`` has spectral features (and log-mels, ``.mel.npy``,
+    half as many frames) offset by ``i``.
     """
     import pandas as pd
 
@@ -96,6 +108,8 @@ def write_tiny_features(
             path = Path(f"spk{s}") / f"u{u}.npz"
             (features / path.parent).mkdir(parents=True, exist_ok=True)
             feats.save(features / path)
+            mel = rng.standard_normal((frames // 2, 80)).astype(np.float32) - 5.0 + s
+            np.save(features / path.with_suffix(".mel.npy"), mel)  # as the features stage writes beside it
             rows.append(
                 {
                     "speaker": f"spk{s}",
@@ -116,11 +130,28 @@ def write_tiny_features(
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# `make test` runs `pytest -n 2 --dist loadfile --no-loadscope-reorder`: each file's tests on one worker (so a
+# module fixture such as test_pipeline's project is built once), files handed out in collection order. The
+# end-to-end files go first, longest first, so the longest chain starts at once and the unit tests fill the
+# gaps. (`--dist loadgroup` would be the finer tool, but with pytest 9.2 it silently stops grouping:
+# pytest-xdist issue #1386.)
+END_TO_END_FIRST = ("test_pipeline.py", "test_tracking.py", "test_bad_input.py", "test_interruption.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(END_TO_END_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: files keep their own order
+
+
 TINY_PARAMS_OVERRIDES = {
+    # One process per stage (workers: 1): with a dozen files a pool costs more than it saves, and the tests
+    # run two at a time on two cores. test_bad_input runs the pools end to end.
     "corpus": {
+        "workers": 1,
         "min_train_utterances": 2,
         "split": {"test_utterances": 2, "validation_utterances": 1},
         "embedded": {
+            "workers": 1,
             "speakers": {
                 "low": {"voice": "en-us+m1", "pitch": 30, "range": 50, "rate": 170},
                 "mid": {"voice": "en-us+m3", "pitch": 70, "range": 50, "rate": 190},
@@ -136,6 +167,9 @@ TINY_PARAMS_OVERRIDES = {
             ],
         },
     },
+    "features": {"workers": 1, "f0_method": "dio"},  # harvest still runs in evaluation's MCD recipe
+    # three of the six ordered pairs, a cycle: every speaker is a source and a target once
+    "convert": {"workers": 1, "pairs": [["low", "mid"], ["mid", "high"], ["high", "low"]]},
     "model": {
         "generator": {"channels": 4, "res_blocks": 1},
         "discriminator": {"channels": 4, "classifier_channels": 4},
@@ -149,10 +183,15 @@ TINY_PARAMS_OVERRIDES = {
         "num_threads": 1,
         "optimizer": {"decay_start": 3},
     },
-    "experiments": {"stargan-vc2": {}, "stargan-vc2-no-id": {"train": {"lambdas": {"id": 0.0}}}},
+    # a WORLD system and a log-mel one (HiFi-GAN), compared in one report; 32 mel frames = 0.37 s
+    "experiments": {
+        "stargan-vc2": {},
+        "stargan-vc2-mel": {"model": {"features": "mel"}, "train": {"crop_frames": 32}},
+    },
     "evaluate": {
         "bootstrap": 100,
         "samples_to_log": 1,
+        "workers": 1,
         "perceptual": ["speaker", "intelligibility", "naturalness"],  # every metric, end to end
     },
     "tracking": {"experiment": "pipeline-test"},
@@ -178,6 +217,8 @@ def make_project_copy(dest: Path, overrides: dict | None = None) -> Path:
     params["experiments"] = TINY_PARAMS_OVERRIDES["experiments"]  # mappings that replace, not merge
     params["corpus"]["embedded"]["speakers"] = TINY_PARAMS_OVERRIDES["corpus"]["embedded"]["speakers"]
     params = deep_merge(params, overrides or {})
+    if overrides and "experiments" in overrides:  # the named experiments, not added to the tiny ones
+        params["experiments"] = overrides["experiments"]
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run = {"cwd": dest, "check": True, "capture_output": True}
     subprocess.run(["git", "init", "-q"], **run)
@@ -209,3 +250,42 @@ def project_env(**extra: str) -> dict[str, str]:
     env["MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL"] = "1"  # tiny runs end before the default 10 s sample
     env.update(extra)
     return env
+
+
+# ------------------------------------------------------------- end-to-end helpers (DVC, MLflow, git)
+def dvc(
+    project: Path, *args: str, timeout: int = 900, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [sys_bin("dvc"), *args],
+        cwd=project,
+        env=project_env(**(env or {})),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check:
+        assert result.returncode == 0, (
+            f"dvc {' '.join(args)}:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+        )
+    return result
+
+
+def mlflow_client(project: Path):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+
+
+def runs_of(project: Path, filter_string: str = "") -> list:
+    client = mlflow_client(project)
+    exp = client.get_experiment_by_name("pipeline-test")
+    return client.search_runs([exp.experiment_id], filter_string=filter_string, max_results=1000)
+
+
+def git_commit_all(project: Path, message: str) -> None:
+    for cmd in (
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", message],
+    ):
+        subprocess.run(cmd, cwd=project, check=True, capture_output=True)

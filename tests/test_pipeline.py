@@ -1,7 +1,8 @@
 """The whole pipeline through DVC in a temporary project, and the experimenter's daily loop around it.
 
-One project is built once (module fixture) and then used in order: a full `dvc repro` and its no-op rerun,
-queued experiments on two workers, and an interrupted `dvc repro` that resumes. All on CPU, tiny models.
+One project is built once (session fixture) and then used in order: a full `dvc repro` and its no-op rerun,
+the MLflow store, a code change, queued experiments on two workers. All on CPU, tiny models. (An interrupted
+`dvc repro` that resumes: test_interruption.py.)
 """
 
 from __future__ import annotations
@@ -9,59 +10,28 @@ from __future__ import annotations
 import json
 import math
 import re
-import signal
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
-import yaml
-from conftest import make_project_copy, project_env, sys_bin
+import soundfile as sf
+from conftest import dvc, git_commit_all, make_project_copy, mlflow_client, project_env, runs_of, sys_bin
 
 from vc.perceptual import missing_packages
 
 pytest.importorskip("espeakng_loader")
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("pipeline")]
+pytestmark = pytest.mark.slow
 
-SYSTEMS = {"stargan-vc2", "stargan-vc2-no-id", "source", "mean-var", "copy-synthesis"}
-
-
-def dvc(
-    project: Path, *args: str, timeout: int = 900, check: bool = True, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [sys_bin("dvc"), *args],
-        cwd=project,
-        env=project_env(**(env or {})),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    if check:
-        assert result.returncode == 0, (
-            f"dvc {' '.join(args)}:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-        )
-    return result
-
-
-def mlflow_client(project: Path):
-    from mlflow.tracking import MlflowClient
-
-    return MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
-
-
-def runs_of(project: Path, filter_string: str = "") -> list:
-    client = mlflow_client(project)
-    exp = client.get_experiment_by_name("pipeline-test")
-    return client.search_runs([exp.experiment_id], filter_string=filter_string, max_results=1000)
-
-
-def git_commit_all(project: Path, message: str) -> None:
-    for cmd in (
-        ["git", "add", "-A"],
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", message],
-    ):
-        subprocess.run(cmd, cwd=project, check=True, capture_output=True)
+SYSTEMS = {
+    "stargan-vc2",
+    "stargan-vc2-mel",
+    "source",
+    "mean-var",
+    "copy-synthesis",
+    "mean-var-mel",
+    "copy-synthesis-hifigan",
+}
 
 
 @pytest.fixture(scope="module")
@@ -79,15 +49,24 @@ def test_repro_writes_every_stage_and_the_report(project: Path) -> None:
     report = (project / "reports/report.md").read_text()
     metrics = json.loads((project / "reports/metrics.json").read_text())
     assert set(metrics) == SYSTEMS and all(f"| {name} |" in report for name in SYSTEMS)
-    # 3 speakers, 2 test sentences: distinct items per system (trained systems: 2 seeds)
-    n = {"stargan-vc2": 24, "stargan-vc2-no-id": 24, "mean-var": 12, "source": 6, "copy-synthesis": 6}
+    # 3 pairs (a cycle over 3 speakers), 2 test sentences: distinct items per system (trained: 2 seeds); the
+    # cycle's 3 pairs are 3 unordered pairs (source) with 3 targets (copy-synthesis)
+    n = {"stargan-vc2": 12, "stargan-vc2-mel": 12, "mean-var": 6, "source": 6, "copy-synthesis": 6}
+    n |= {"mean-var-mel": 6, "copy-synthesis-hifigan": 6}
     assert {name: m["n"] for name, m in metrics.items()} == n
     assert all(math.isfinite(m["mcd_db"]) for m in metrics.values())
     assert metrics["stargan-vc2"]["seeds"] == 2 and "mcd_db_minus_source" in metrics["stargan-vc2"]
-    assert "mcd_db_minus_stargan-vc2" in metrics["stargan-vc2-no-id"]
+    assert "mcd_db_minus_stargan-vc2" in metrics["stargan-vc2-mel"]
+    # both vocoders' floors: analysis-synthesis of the target beats the untouched source voice
     assert metrics["copy-synthesis"]["mcd_db"] < metrics["source"]["mcd_db"]
+    assert metrics["copy-synthesis-hifigan"]["mcd_db"] < metrics["source"]["mcd_db"]
+    assert "| stargan-vc2-mel | experiment | HiFi-GAN |" in report
+    assert "| stargan-vc2 | experiment | WORLD |" in report
+    assert "§ Log-mel systems have no F0 transform" in report
+    wavs = sorted((project / "converted/experiments/stargan-vc2-mel/seed-0").rglob("*.wav"))
+    assert wavs and all(sf.info(w).samplerate == 22050 for w in wavs)
     assert (
-        "**test** split: 2 sentences x 6 ordered speaker pairs" in report
+        "**test** split: 2 sentences x 3 ordered speaker pairs" in report
         and "### Paired differences" in report
     )
     if any(missing_packages().values()):  # without the metrics extra, the report says what was skipped
@@ -151,7 +130,7 @@ def test_code_change_marks_the_stages_that_run_it_changed(project: Path, tmp_pat
     with (copy / "vc/features/world.py").open("a") as f:
         f.write("\n# an edit to the WORLD analysis code\n")
     changed = set(json.loads(dvc(copy, "status", "--json").stdout))
-    evaluation = {"references", "baselines", "evaluate@stargan-vc2-0", "evaluate@stargan-vc2-no-id-1"}
+    evaluation = {"references", "baselines", "evaluate@stargan-vc2-0", "evaluate@stargan-vc2-mel-1"}
     assert evaluation | {"features", "stats", "train@stargan-vc2-0", "report"} <= changed, changed
     assert "corpus" not in changed  # it never runs that module
 
@@ -207,46 +186,3 @@ def test_queued_experiments_on_two_workers_all_land_in_mlflow(project: Path) -> 
             assert json.loads(Path(local).read_text())["experiment"]["name"] == "stargan-vc2"
         lr = {r.data.params["train.optimizer.lr_g"] for r in runs}
         assert len(lr) == 1 and lr <= {"0.0003", "0.0001"}
-
-
-def test_sigterm_to_dvc_repro_checkpoints_and_the_next_repro_resumes(project: Path) -> None:
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    params["experiments"]["stargan-vc2"] = {
-        "train": {"iterations": 600, "checkpoint_every": 50, "optimizer": {"decay_start": 300}}
-    }
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    checkpoints = project / "checkpoints/stargan-vc2/seed-0"
-    proc = subprocess.Popen(
-        [sys_bin("dvc"), "repro", "train@stargan-vc2-0"],
-        cwd=project,
-        env=project_env(SHELL="/bin/sh"),  # DVC's stage shell; dash does not exec a lone command by itself
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    deadline = time.time() + 300
-    while time.time() < deadline and not any(int(p.stem[5:]) >= 50 for p in checkpoints.glob("step-*.pt")):
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)  # to DVC alone, as `kill <pid>` or a scheduler would
-    output, _ = proc.communicate(timeout=120)
-    deadline = time.time() + 120  # DVC dies at once; training stops after its next iteration
-    while time.time() < deadline and not runs_of(project, "attributes.status = 'KILLED'"):
-        time.sleep(0.5)
-    killed = runs_of(project, "attributes.status = 'KILLED'")
-    assert len(killed) == 1 and killed[0].info.run_name == "stargan-vc2/seed-0", output
-    stopped_at = max(int(p.stem[5:]) for p in checkpoints.glob("step-*.pt"))
-    assert 50 <= stopped_at < 600
-    assert not runs_of(project, "attributes.status = 'RUNNING'")
-
-    resumed = dvc(project, "repro", "train@stargan-vc2-0")
-    assert (
-        f"resumed from checkpoints/stargan-vc2/seed-0/step-{stopped_at:08d}.pt"
-        in resumed.stdout + resumed.stderr
-    )
-    done = json.loads((project / "models/stargan-vc2/seed-0/train.json").read_text())
-    assert done["iterations"] == 600
-    run = mlflow_client(project).get_run(done["mlflow_run_id"])
-    assert run.info.status == "FINISHED" and run.data.tags["vc.resumed_from_iteration"] == str(stopped_at)
-    history = mlflow_client(project).get_metric_history(run.info.run_id, "g/cyc")
-    steps = sorted(m.step for m in history)
-    assert steps[0] == 2 and steps[-1] == 600  # the whole curve, before and after the interruption

@@ -133,11 +133,17 @@ def mlflow_server(tmp_path: Path):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("server")
 def test_pipeline_against_a_tracking_server(mlflow_server: tuple[str, Path], tmp_path: Path) -> None:
     pytest.importorskip("espeakng_loader")
     url, store = mlflow_server
-    project = make_project_copy(tmp_path / "project", {"experiments": {"stargan-vc2": {}}})
+    # no perceptual metrics or HiFi-GAN: test_pipeline checks those; here only the transport differs
+    overrides = {
+        "experiments": {"stargan-vc2": {}},
+        "seeds": [0],
+        "baselines": ["source", "mean-var", "copy-synthesis"],
+        "evaluate": {"perceptual": []},
+    }
+    project = make_project_copy(tmp_path / "project", overrides)
     env = project_env(MLFLOW_TRACKING_URI=url)
     result = subprocess.run(
         [sys_bin("dvc"), "repro"], cwd=project, env=env, capture_output=True, text=True, timeout=900
@@ -150,7 +156,7 @@ def test_pipeline_against_a_tracking_server(mlflow_server: tuple[str, Path], tmp
     client = MlflowClient(url)
     exp = client.get_experiment_by_name("pipeline-test")
     runs = {r.info.run_name: r for r in client.search_runs([exp.experiment_id])}
-    expected = {"stargan-vc2/seed-0", "stargan-vc2/seed-1", "baseline:source", "baseline:mean-var"}
+    expected = {"stargan-vc2/seed-0", "baseline:source", "baseline:mean-var"}
     assert expected | {"baseline:copy-synthesis"} <= set(runs)
     run = runs["stargan-vc2/seed-0"]
     assert run.info.status == "FINISHED" and {"g/cyc", "eval/mcd_db"} <= set(run.data.metrics)

@@ -37,10 +37,10 @@ def make_exp(**train) -> ExperimentConfig:
     return build(ExperimentConfig, {"name": "tiny", "model": model, "train": base})
 
 
-def make_bank(crop: int = 64, speakers: int = 3) -> FeatureBank:
+def make_bank(crop: int = 64, speakers: int = 3, dim: int = 12) -> FeatureBank:
     rng = np.random.default_rng(0)
     feats = {
-        f"s{i}": [rng.standard_normal((100 + 10 * j, 12)) + i for j in range(3)] for i in range(speakers)
+        f"s{i}": [rng.standard_normal((100 + 10 * j, dim)) + i for j in range(3)] for i in range(speakers)
     }
     return FeatureBank(feats, list(feats), crop)
 
@@ -180,6 +180,14 @@ def test_training_variants_run(variant: dict, tmp_path: Path) -> None:
     trainer = Trainer(make_exp(iterations=3, **variant), make_bank(), tmp_path, progress=False)
     state = trainer.fit()
     assert state.step == 3 and all(np.isfinite(v) for v in state.history[-1].values())
+
+
+def test_the_same_model_trains_on_80_log_mel_bins(tmp_path: Path) -> None:
+    exp = make_exp(iterations=2, crop_frames=32)
+    state = Trainer(exp, make_bank(32, dim=80), tmp_path, progress=False).fit()
+    assert state.step == 2 and all(np.isfinite(v) for v in state.history[-1].values())
+    x = torch.zeros(1, 80, 32)
+    assert state.generator(x, torch.tensor([0]), torch.tensor([1])).shape == x.shape
 
 
 def test_logged_rows_are_the_means_of_their_interval(tmp_path: Path) -> None:

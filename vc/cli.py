@@ -1,4 +1,5 @@
-"""The `vc` command: convert wav files with a trained model folder.
+"""The `vc` command: convert wav files with a trained model folder (the vocoder follows the model: WORLD for
+WORLD-feature models, HiFi-GAN for log-mel models).
 
 vc convert --model models/stargan-vc2/model --source-speaker low1 --target-speaker high2 in.wav out.wav
 vc speakers --model models/stargan-vc2/model
@@ -18,12 +19,12 @@ log = logging.getLogger("vc")
 
 
 def _convert(args: argparse.Namespace) -> None:
+    from vc.config import VocoderConfig
     from vc.conversion import convert_wav
 
     model = load_model(args.model)
-    seconds = convert_wav(
-        model, args.input, args.output, args.source_speaker, args.target_speaker, args.vocoder
-    )
+    vocoder = VocoderConfig(checkpoint=args.hifigan_checkpoint)
+    seconds = convert_wav(model, args.input, args.output, args.source_speaker, args.target_speaker, vocoder)
     log.info("wrote %s (%.2f s, %s -> %s)", args.output, seconds, args.source_speaker, args.target_speaker)
 
 
@@ -40,7 +41,12 @@ def main(argv: list[str] | None = None) -> None:
     conv.add_argument("--model", required=True, help="a model folder (models/<experiment>/model)")
     conv.add_argument("--source-speaker", required=True)
     conv.add_argument("--target-speaker", required=True)
-    conv.add_argument("--vocoder", default="world")
+    conv.add_argument(
+        "--hifigan-checkpoint",
+        default=None,
+        help="log-mel models: a HiFi-GAN V1 generator checkpoint (default: the bundled universal one); "
+        "WORLD-feature models use the WORLD vocoder",
+    )
     conv.add_argument("input", help="input wav")
     conv.add_argument("output", help="output wav (written at the model's sample rate)")
     conv.set_defaults(func=_convert)

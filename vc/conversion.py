@@ -1,51 +1,105 @@
 """Conversion: features of a source utterance -> the target speaker's features -> a waveform.
 
-Per utterance (StarGAN-VC2's conversion recipe):
+Per utterance (StarGAN-VC2's conversion recipe), for a model of WORLD features (``model.features: world``):
 
 1. the source's spectral features, normalised with the scaler (:class:`vc.features.stats.FeatureStats`);
 2. the generator with the (source, target) codes; features de-normalised with the target's scaler;
 3. F0 by the log-Gaussian normalised linear transform with both speakers' log-F0 statistics;
 4. aperiodicity passed through unchanged;
-5. a vocoder (``convert.vocoder``; WORLD today, a registry entry for a neural vocoder tomorrow).
+5. the WORLD vocoder.
+
+A model of log-mel features (``model.features: mel``) does steps 1-2 on the 80-bin log-mel and hands the
+result to HiFi-GAN; there is no F0 transform: the converted mel carries the pitch, which the vocoder renders.
 
 :func:`mean_var_convert` is the ``mean-var`` baseline: the same F0 transform and per-coefficient mean and
-variance matching of the mel-cepstrum instead of a model.
+variance matching of the mel-cepstrum instead of a model; :func:`mean_var_mel` matches the log-mel bins the
+same way (``mean-var-mel``).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from vc.audio import resample, to_mono
+from vc.config import FeatureKind, VocoderConfig
 from vc.features.stats import FeatureStats, StatsError
 from vc.features.world import WorldFeatures, analyze, synthesize
 from vc.io import read_audio, write_wav
 from vc.model_store import TrainedModel
 
-__all__ = ["VOCODERS", "convert_features", "convert_wav", "mean_var_convert", "vocode"]
+__all__ = [
+    "VOCODERS",
+    "Vocoder",
+    "convert_features",
+    "convert_mel",
+    "convert_spectra",
+    "convert_wav",
+    "mean_var_convert",
+    "mean_var_mel",
+    "vocode",
+    "vocoder_for",
+]
 
-Vocoder = Callable[[WorldFeatures, FeatureStats], np.ndarray]
+
+@dataclass(frozen=True)
+class Vocoder:
+    """A registry entry: the feature kind it synthesises, and ``(features, stats, cfg) -> wav (N,)`` at
+    ``stats.codec.sample_rate``."""
+
+    features: FeatureKind
+    synthesize: Callable[[Any, FeatureStats, VocoderConfig], np.ndarray]
 
 
-def _world(feats: WorldFeatures, stats: FeatureStats) -> np.ndarray:
+def _world(feats: WorldFeatures, stats: FeatureStats, cfg: VocoderConfig) -> np.ndarray:
     return synthesize(feats.f0, feats.spectral, feats.coded_ap, stats.codec, feats.frame_period)
 
 
-VOCODERS: dict[str, Vocoder] = {"world": _world}
+@functools.lru_cache(maxsize=2)
+def hifigan_generator(checkpoint: str | None, config: str) -> torch.nn.Module:
+    """The HiFi-GAN generator for inference, loaded once per process (``checkpoint`` None: bundled)."""
+    from vc.vocoders.hifigan import load_pretrained  # torch-heavy; only mel systems need it
+
+    return load_pretrained(checkpoint, config=config)
 
 
-def vocode(feats: WorldFeatures, stats: FeatureStats, vocoder: str = "world") -> np.ndarray:
-    """Waveform ``(N,)`` at ``stats.codec.sample_rate`` from features, by the named vocoder."""
+def _hifigan(mel: np.ndarray, stats: FeatureStats, cfg: VocoderConfig) -> np.ndarray:
+    from vc.vocoders.hifigan import vocode as hifigan_vocode
+
+    model = hifigan_generator(cfg.checkpoint, cfg.generator)
+    return hifigan_vocode(model, mel, chunk_frames=cfg.chunk_frames).astype(np.float64)
+
+
+VOCODERS: dict[str, Vocoder] = {"world": Vocoder("world", _world), "hifigan": Vocoder("mel", _hifigan)}
+
+
+def vocoder_for(kind: FeatureKind) -> str:
+    """The registry name of the vocoder of feature ``kind`` (``world`` -> WORLD, ``mel`` -> HiFi-GAN)."""
+    return "world" if kind == "world" else "hifigan"
+
+
+def vocode(
+    features: WorldFeatures | np.ndarray,
+    stats: FeatureStats,
+    vocoder: str = "world",
+    cfg: VocoderConfig | None = None,
+) -> np.ndarray:
+    """Waveform ``(N,)`` at ``stats.codec.sample_rate`` from features (``WorldFeatures`` for WORLD, log-mel
+    frames ``(T, 80)`` for HiFi-GAN), by the named vocoder."""
     try:
-        return VOCODERS[vocoder](feats, stats)
+        entry = VOCODERS[vocoder]
     except KeyError:
-        raise ValueError(
-            f"convert.vocoder: unknown vocoder '{vocoder}' (known: {', '.join(VOCODERS)})"
-        ) from None
+        raise ValueError(f"unknown vocoder '{vocoder}' (known: {', '.join(VOCODERS)})") from None
+    kind = "mel" if stats.codec.kind == "mel" else "world"
+    if entry.features != kind:
+        raise ValueError(f"vocoder '{vocoder}' synthesises {entry.features} features, not {kind}")
+    return entry.synthesize(features, stats, cfg or VocoderConfig())
 
 
 def _check_pair(stats: FeatureStats, source: str, target: str) -> tuple[int, int]:
@@ -56,38 +110,62 @@ def _check_pair(stats: FeatureStats, source: str, target: str) -> tuple[int, int
 
 
 @torch.no_grad()
-def convert_features(model: TrainedModel, feats: WorldFeatures, source: str, target: str) -> WorldFeatures:
-    """Convert one utterance's features ``(T, D)`` from ``source`` to ``target`` with the generator."""
+def convert_spectra(model: TrainedModel, x: np.ndarray, source: str, target: str) -> np.ndarray:
+    """The generator's conversion of one utterance's frames ``(T, D)`` (WORLD spectral features or log-mel,
+    as the model was trained) from ``source`` to ``target``: normalise, convert, de-normalise."""
     stats = model.stats
     s, t = _check_pair(stats, source, target)
-    if feats.spectral.shape[1] != stats.dim:
-        raise StatsError(
-            f"features have {feats.spectral.shape[1]} coefficients, the model expects {stats.dim}"
-        )
+    if x.ndim != 2 or x.shape[1] != stats.dim:
+        raise StatsError(f"features of shape {tuple(x.shape)}, the model expects (frames, {stats.dim})")
     device = next(model.generator.parameters()).device
-    x = torch.from_numpy(stats.normalize(feats.spectral, source).T.astype(np.float32))[None].to(device)
+    z = torch.from_numpy(stats.normalize(x, source).T.astype(np.float32))[None].to(device)
     codes = (torch.tensor([s], device=device), torch.tensor([t], device=device))
-    y = model.generator(x, *codes)[0].T.double().cpu().numpy()  # (T, D)
+    y = model.generator(z, *codes)[0].T.double().cpu().numpy()  # (T, D)
+    return stats.denormalize(y, target)
+
+
+def convert_features(model: TrainedModel, feats: WorldFeatures, source: str, target: str) -> WorldFeatures:
+    """Convert one utterance's WORLD features from ``source`` to ``target`` (spectra by the generator, F0 by
+    the log-Gaussian transform, aperiodicity unchanged)."""
     return WorldFeatures(
-        f0=stats.convert_f0(feats.f0, source, target),
-        spectral=stats.denormalize(y, target),
+        f0=model.stats.convert_f0(feats.f0, source, target),
+        spectral=convert_spectra(model, feats.spectral, source, target),
         coded_ap=feats.coded_ap,
         sample_rate=feats.sample_rate,
         frame_period=feats.frame_period,
     )
+
+
+def convert_mel(model: TrainedModel, mel: np.ndarray, source: str, target: str) -> np.ndarray:
+    """Convert one utterance's log-mel ``(T_mel, 80)`` from ``source`` to ``target`` (a mel model)."""
+    if model.stats.codec.kind != "mel":
+        raise StatsError("convert_mel needs a model trained on log-mel features (model.features: mel)")
+    return convert_spectra(model, mel, source, target)
+
+
+def _match_moments(stats: FeatureStats, x: np.ndarray, source: str, target: str) -> np.ndarray:
+    s, t = _check_pair(stats, source, target)
+    z = (x - stats.spectral_mean[s]) / stats.spectral_std[s]
+    return z * stats.spectral_std[t] + stats.spectral_mean[t]
 
 
 def mean_var_convert(stats: FeatureStats, feats: WorldFeatures, source: str, target: str) -> WorldFeatures:
     """The ``mean-var`` baseline: per-coefficient mean/variance matching (unscaled) and the F0 transform."""
-    s, t = _check_pair(stats, source, target)
-    z = (feats.spectral - stats.spectral_mean[s]) / stats.spectral_std[s]
     return WorldFeatures(
         f0=stats.convert_f0(feats.f0, source, target),
-        spectral=z * stats.spectral_std[t] + stats.spectral_mean[t],
+        spectral=_match_moments(stats, feats.spectral, source, target),
         coded_ap=feats.coded_ap,
         sample_rate=feats.sample_rate,
         frame_period=feats.frame_period,
     )
+
+
+def mean_var_mel(stats: FeatureStats, mel: np.ndarray, source: str, target: str) -> np.ndarray:
+    """The ``mean-var-mel`` baseline: per-bin mean/variance matching of log-mel frames ``(T, 80)`` with the
+    log-mel statistics (``stats`` of kind ``mel``)."""
+    if stats.codec.kind != "mel":
+        raise StatsError("mean_var_mel needs the log-mel statistics (data/stats-mel.json)")
+    return _match_moments(stats, mel, source, target)
 
 
 def convert_wav(
@@ -96,15 +174,23 @@ def convert_wav(
     wav_out: str | Path,
     source: str,
     target: str,
-    vocoder: str = "world",
+    vocoder_cfg: VocoderConfig | None = None,
 ) -> float:
-    """Convert a wav file of any sample rate; write it at the model's rate; return the seconds written."""
+    """Convert a wav file of any sample rate; write it at the model's rate (WORLD: the training corpus's;
+    HiFi-GAN: 22,050 Hz); return the seconds written. The vocoder follows the model's feature kind."""
+    from vc.features.extract import log_mel_features
+
     stats = model.stats
     _check_pair(stats, source, target)
     wav, sr = read_audio(wav_in)
     wav, _ = to_mono(wav)
-    wav = resample(wav, sr, stats.codec.sample_rate)
-    feats = analyze(wav, stats.codec.sample_rate, model.features)
-    out = vocode(convert_features(model, feats, source, target), stats, vocoder)
+    if stats.codec.kind == "mel":
+        converted: WorldFeatures | np.ndarray = convert_mel(model, log_mel_features(wav, sr), source, target)
+        name = "hifigan"
+    else:
+        wav = resample(wav, sr, stats.codec.sample_rate)
+        feats = analyze(wav, stats.codec.sample_rate, model.features)
+        converted, name = convert_features(model, feats, source, target), "world"
+    out = vocode(converted, stats, name, vocoder_cfg)
     write_wav(wav_out, out, stats.codec.sample_rate)
     return len(out) / stats.codec.sample_rate

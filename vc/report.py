@@ -331,6 +331,15 @@ def _verdict_table(results: list[SystemResult], comparisons: list[Comparison], m
     return _md_table(pd.DataFrame(rows))
 
 
+def system_vocoder(result: SystemResult, experiments: Mapping[str, ExperimentConfig]) -> str:
+    """The vocoder that made a system's wavs: ``WORLD``, ``HiFi-GAN``, or ``-`` (``source``: recordings)."""
+    if result.kind == "experiment":
+        return "HiFi-GAN" if experiments[result.name].model.features == "mel" else "WORLD"
+    if result.name == "source":
+        return "-"
+    return "HiFi-GAN" if result.name in ("mean-var-mel", "copy-synthesis-hifigan") else "WORLD"
+
+
 def _markdown(
     results: list[SystemResult],
     summaries: Mapping[str, dict],
@@ -407,12 +416,14 @@ def _markdown(
     for r in results:
         o = summaries[r.name]["overall"]
         spread = summaries[r.name]["seed_spread"]
-        shared_f0 = r.kind == "experiment" or r.name == "mean-var"
-        mark = " ‡" if shared_f0 else ""
+        vocoder = system_vocoder(r, experiments)
+        shared_f0 = r.name == "mean-var" or (r.kind == "experiment" and vocoder == "WORLD")
+        mark = " ‡" if shared_f0 else " §" if r.kind == "experiment" or r.name == "mean-var-mel" else ""
         rows.append(
             {
                 "system": r.name,
                 "kind": r.kind,
+                "vocoder": vocoder,
                 f"MCD dB ({ci})": _ci(o, "mcd_db"),
                 "seed spread": (
                     f"{_fmt(spread['sd'])} ({_fmt(spread['min'])}-{_fmt(spread['max'])})"
@@ -434,6 +445,7 @@ def _markdown(
             {
                 "system": NATURAL_ROW,
                 "kind": "reference",
+                "vocoder": "-",
                 f"MCD dB ({ci})": "-",
                 **dash,
                 **natural_cells(natural_estimates(perceptual, evaluate), shown),
@@ -448,6 +460,14 @@ def _markdown(
         "‡ These systems convert F0 with the same log-Gaussian normalised transform of the source's F0 "
         "(`vc/conversion.py`), so their log-F0 RMSE and F0 correlation measure that transform, not the "
         "model: they cannot tell the experiments apart.",
+        *(
+            [
+                "§ Log-mel systems have no F0 transform: the pitch is whatever the converted (or matched) "
+                "log-mel carries and HiFi-GAN renders, so their F0 metrics do measure the system.",
+            ]
+            if any(system_vocoder(r, experiments) == "HiFi-GAN" for r in results)
+            else []
+        ),
         "",
         "n counts the distinct items scored: a trained system's conversions of every seed; "
         "`copy-synthesis` once per target speaker and sentence; `source` (no conversion) once per "

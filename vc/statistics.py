@@ -44,7 +44,13 @@ __all__ = [
 ]
 
 Unit = Literal["conversion", "target", "unordered_pair", "source_utterance"]
-UNITS: dict[str, Unit] = {"copy-synthesis": "target", "source": "unordered_pair", "mean-var": "conversion"}
+UNITS: dict[str, Unit] = {
+    "copy-synthesis": "target",
+    "copy-synthesis-hifigan": "target",
+    "source": "unordered_pair",
+    "mean-var": "conversion",
+    "mean-var-mel": "conversion",
+}
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,11 @@
-"""Analyse a prepared corpus into per-utterance WORLD feature files, in parallel processes.
+"""Analyse a prepared corpus into per-utterance feature files, in parallel processes.
 
-Output folder: ``<speaker>/<utt>.npz`` (see :class:`vc.features.world.WorldFeatures`), ``index.csv`` (one row
-per manifest row: frames, voiced frames, mean F0, status) and ``summary.json`` (per speaker: utterances,
-seconds, mean F0). Everything in the folder is a function of the corpus and the settings, byte for byte, so
-DVC sees a re-run with the same inputs as unchanged; the wall time and real-time factor go to a separate file.
+Output folder: ``<speaker>/<utt>.npz`` (WORLD features, see :class:`vc.features.world.WorldFeatures`),
+``<speaker>/<utt>.mel.npy`` (the HiFi-GAN log-mel ``(T_mel, 80)`` float32, :func:`log_mel_features`),
+``index.csv`` (one row per manifest row: frames, voiced frames, mean F0, log-mel frames, status) and
+``summary.json`` (per speaker: utterances, seconds, mean F0). Everything in the folder is a function of the
+corpus and the settings, byte for byte, so DVC sees a re-run with the same inputs as unchanged; the wall time
+and real-time factor go to a separate file.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vc.config import FeaturesConfig
+from vc.audio import resample
+from vc.config import FeatureKind, FeaturesConfig
 from vc.errors import InputError
 from vc.features.world import analyze, load_features
 from vc.io import AudioReadError, atomic_dir, read_audio, write_json
 from vc.parallel import parallel_map, resolve_workers
+from vc.vocoders.mel import HIFIGAN_22K, log_mel
 
 __all__ = [
     "AnalysisJob",
@@ -28,6 +32,9 @@ __all__ = [
     "analyze_corpus",
     "analyze_file",
     "load_corpus_features",
+    "load_training_matrices",
+    "log_mel_features",
+    "mel_path",
     "read_index",
 ]
 
@@ -47,8 +54,22 @@ class AnalysisJob:
     cfg: FeaturesConfig
 
 
+def mel_path(npz_path: str | Path) -> Path:
+    """The log-mel file beside a WORLD feature file: ``<utt>.npz`` -> ``<utt>.mel.npy``."""
+    return Path(npz_path).with_suffix(".mel.npy")
+
+
+def log_mel_features(wav: np.ndarray, fs: int) -> np.ndarray:
+    """The HiFi-GAN log-mel of a mono waveform ``(N,)`` at ``fs``: ``(T_mel, 80)`` float32 at 22,050 Hz, hop
+    256 (11.6 ms frames), exactly as the bundled vocoder was trained (:mod:`vc.vocoders.mel`); the waveform
+    is resampled to the vocoder's rate first."""
+    wav = resample(np.asarray(wav, dtype=np.float64), fs, HIFIGAN_22K.sample_rate)
+    return log_mel(wav.astype(np.float32), HIFIGAN_22K).astype(np.float32)
+
+
 def analyze_file(job: AnalysisJob) -> dict:
-    """Analyse one wav and save its features; bad input comes back as ``status=bad`` with the reason."""
+    """Analyse one wav and save its WORLD features and log-mel; bad input comes back as ``status=bad`` with
+    the reason."""
     try:
         wav, fs = read_audio(job.wav_path)
     except AudioReadError as err:
@@ -63,12 +84,15 @@ def analyze_file(job: AnalysisJob) -> dict:
             "frames": len(feats.f0),
         }
     feats.save(job.out_path)
+    mel = log_mel_features(wav, fs)
+    np.save(mel_path(job.out_path), mel)
     return {
         "status": "ok",
         "note": "",
         "frames": len(feats.f0),
         "voiced_frames": voiced,
         "mean_f0": round(float(feats.f0[feats.voiced].mean()), 2),
+        "mel_frames": len(mel),
     }
 
 
@@ -93,7 +117,7 @@ def analyze_corpus(
     with atomic_dir(out_dir) as tmp:
         jobs = [AnalysisJob(wav, tmp / path, cfg) for wav, path in zip(wavs, paths, strict=True)]
         wall = time.perf_counter()
-        results = pd.DataFrame(parallel_map(analyze_file, jobs, workers=cfg.workers, desc="WORLD analysis"))
+        results = pd.DataFrame(parallel_map(analyze_file, jobs, workers=cfg.workers, desc="analysis"))
         wall = time.perf_counter() - wall
         index = pd.concat([rows, results], axis=1)
         index["path"] = [str(p) for p in paths]
@@ -153,7 +177,7 @@ def features_summary(index: pd.DataFrame) -> dict:
 def _numeric(index: pd.DataFrame) -> pd.DataFrame:
     """Numeric columns as numbers (a skipped file leaves them empty: NaN, never text)."""
     index = index.copy()
-    for column in ("duration", "frames", "voiced_frames", "mean_f0"):
+    for column in ("duration", "frames", "voiced_frames", "mean_f0", "mel_frames"):
         if column in index:
             index[column] = pd.to_numeric(index[column].replace("", None), errors="coerce")
     return index
@@ -167,12 +191,34 @@ def read_index(features_dir: str | Path) -> pd.DataFrame:
     return _numeric(pd.read_csv(path, dtype=text, keep_default_na=False))
 
 
-def load_corpus_features(features_dir: str | Path, split: str) -> dict[str, list]:
-    """``{speaker: [WorldFeatures, ...]}`` for the usable utterances of ``split`` (train/validation/test)."""
-    features_dir = Path(features_dir)
+def _usable_paths(features_dir: Path, split: str) -> list[tuple[str, Path]]:
     index = read_index(features_dir)
     index = index[(index["status"] == "ok") & (index["split"] == split)]
+    return [(spk, features_dir / path) for spk, path in zip(index["speaker"], index["path"], strict=True)]
+
+
+def load_corpus_features(features_dir: str | Path, split: str) -> dict[str, list]:
+    """``{speaker: [WorldFeatures, ...]}`` for the usable utterances of ``split`` (train/validation/test)."""
     out: dict[str, list] = {}
-    for spk, path in zip(index["speaker"], index["path"], strict=True):
-        out.setdefault(spk, []).append(load_features(features_dir / path))
+    for spk, path in _usable_paths(Path(features_dir), split):
+        out.setdefault(spk, []).append(load_features(path))
+    return out
+
+
+def load_training_matrices(features_dir: str | Path, split: str, kind: FeatureKind) -> dict[str, list]:
+    """``{speaker: [(T, D) float64, ...]}``: what a model of feature ``kind`` sees, unnormalised (``world``:
+    the WORLD spectral features; ``mel``: the log-mel frames)."""
+    out: dict[str, list] = {}
+    for spk, path in _usable_paths(Path(features_dir), split):
+        if kind == "world":
+            matrix = load_features(path).spectral
+        else:
+            try:
+                matrix = np.load(mel_path(path)).astype(np.float64)
+            except FileNotFoundError:
+                raise FeatureError(
+                    f"{mel_path(path)}: no log-mel file (features from an older version: run `dvc repro "
+                    "features` again)"
+                ) from None
+        out.setdefault(spk, []).append(matrix)
     return out

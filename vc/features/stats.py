@@ -6,6 +6,9 @@
   normalised F0 transform), and the unscaled mean and standard deviation of every spectral coefficient
   (for the ``mean-var`` baseline).
 - The speaker list fixes the speaker codes: speaker ``i`` of the list is code ``i`` of the model.
+
+The log-mel features of mel systems get the same kind of file (:func:`fit_mel_stats`): scalers and
+per-speaker statistics of the log-mel frames, the log-F0 statistics of the WORLD analysis, a ``mel`` codec.
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ from vc.config import FeaturesConfig
 from vc.errors import InputError
 from vc.features.world import SpectralCodec, WorldFeatures
 from vc.io import write_json
+from vc.vocoders.mel import HIFIGAN_22K
 
-__all__ = ["FeatureStats", "StatsError", "fit_stats"]
+__all__ = ["FeatureStats", "StatsError", "fit_mel_stats", "fit_stats"]
 
 
 class StatsError(InputError):
@@ -120,6 +124,37 @@ class FeatureStats:
         return int(self.mean.shape[1])
 
 
+@dataclass
+class _Scalers:
+    mean: np.ndarray  # (1 or S, D)
+    scale: np.ndarray  # (1 or S, D)
+    spectral_mean: np.ndarray  # (S, D)
+    spectral_std: np.ndarray  # (S, D)
+    frames: dict[str, int]
+
+
+def _fit_scalers(matrices: dict[str, list[np.ndarray]], scaler: str, dim: int, what: str) -> _Scalers:
+    """StandardScalers over ``{speaker: [(T, D), ...]}``: the chosen normalisation and per-speaker moments."""
+    glob = StandardScaler()
+    per_speaker = []
+    for spk, mats in matrices.items():
+        per = StandardScaler()
+        for m in mats:
+            if m.shape[1] != dim:
+                raise StatsError(f"speaker '{spk}': {what} of dim {m.shape[1]}, expected {dim}")
+            per.partial_fit(m)
+            glob.partial_fit(m)
+        per_speaker.append(per)
+    chosen = [glob] if scaler == "global" else per_speaker
+    return _Scalers(
+        mean=np.stack([s.mean_ for s in chosen]),
+        scale=np.stack([s.scale_ for s in chosen]),
+        spectral_mean=np.stack([s.mean_ for s in per_speaker]),
+        spectral_std=np.stack([s.scale_ for s in per_speaker]),
+        frames={spk: int(s.n_samples_seen_) for spk, s in zip(matrices, per_speaker, strict=True)},
+    )
+
+
 def fit_stats(train: dict[str, list[WorldFeatures]], cfg: FeaturesConfig, scaler: str) -> FeatureStats:
     """Fit statistics on training features ``{speaker: [WorldFeatures, ...]}`` (speakers in that order)."""
     speakers = list(train)
@@ -127,40 +162,54 @@ def fit_stats(train: dict[str, list[WorldFeatures]], cfg: FeaturesConfig, scaler
         raise StatsError(f"need training features of at least 2 speakers, got {len(speakers)}")
     first = train[speakers[0]][0]
     codec = SpectralCodec.from_config(cfg, first.sample_rate)
-    glob = StandardScaler()
-    rows, logf0_mean, logf0_std, spk_mean, spk_std, frames = [], [], [], [], [], {}
+    logf0_mean, logf0_std = [], []
     for spk in speakers:
-        per = StandardScaler()
-        voiced_logf0 = []
         for feats in train[spk]:
-            if feats.spectral.shape[1] != codec.dim or feats.sample_rate != codec.sample_rate:
+            if feats.sample_rate != codec.sample_rate:
                 raise StatsError(
-                    f"speaker '{spk}': features of dim {feats.spectral.shape[1]} at "
-                    f"{feats.sample_rate} Hz, expected {codec.dim} at {codec.sample_rate} Hz"
+                    f"speaker '{spk}': features at {feats.sample_rate} Hz, expected {codec.sample_rate} Hz"
                 )
-            per.partial_fit(feats.spectral)
-            glob.partial_fit(feats.spectral)
-            voiced_logf0.append(np.log(feats.f0[feats.voiced]))
-        logf0 = np.concatenate(voiced_logf0)
+        logf0 = np.concatenate([np.log(f.f0[f.voiced]) for f in train[spk]])
         if logf0.size < 2:
             raise StatsError(f"speaker '{spk}': fewer than 2 voiced training frames")
         logf0_mean.append(logf0.mean())
         logf0_std.append(logf0.std())
-        spk_mean.append(per.mean_)
-        spk_std.append(per.scale_)
-        frames[spk] = int(per.n_samples_seen_)
-        rows.append(per)
-    chosen = [glob] if scaler == "global" else rows
+    fitted = _fit_scalers(
+        {spk: [f.spectral for f in train[spk]] for spk in speakers}, scaler, codec.dim, "features"
+    )
     return FeatureStats(
         speakers=speakers,
         scaler=scaler,
-        mean=np.stack([s.mean_ for s in chosen]),
-        scale=np.stack([s.scale_ for s in chosen]),
+        mean=fitted.mean,
+        scale=fitted.scale,
         logf0_mean=np.asarray(logf0_mean),
         logf0_std=np.asarray(logf0_std),
-        spectral_mean=np.stack(spk_mean),
-        spectral_std=np.stack(spk_std),
+        spectral_mean=fitted.spectral_mean,
+        spectral_std=fitted.spectral_std,
         codec=codec,
         frame_period=first.frame_period,
-        train_frames=frames,
+        train_frames=fitted.frames,
+    )
+
+
+def fit_mel_stats(mels: dict[str, list[np.ndarray]], world: FeatureStats) -> FeatureStats:
+    """Statistics of the training log-mels ``{speaker: [(T_mel, 80), ...]}`` for mel systems: the same
+    speakers (codes) and scaler kind as ``world``, whose log-F0 statistics are carried over."""
+    missing = [s for s in world.speakers if not mels.get(s)]
+    if missing:
+        raise StatsError(f"no training log-mels for speaker(s) {', '.join(missing)}")
+    cfg = HIFIGAN_22K
+    fitted = _fit_scalers({s: mels[s] for s in world.speakers}, world.scaler, cfg.n_mels, "log-mels")
+    return FeatureStats(
+        speakers=list(world.speakers),
+        scaler=world.scaler,
+        mean=fitted.mean,
+        scale=fitted.scale,
+        logf0_mean=world.logf0_mean,
+        logf0_std=world.logf0_std,
+        spectral_mean=fitted.spectral_mean,
+        spectral_std=fitted.spectral_std,
+        codec=SpectralCodec("mel", cfg.sample_rate, cfg.n_fft, cfg.n_mels, 0.0),
+        frame_period=1000.0 * cfg.hop_length / cfg.sample_rate,
+        train_frames=fitted.frames,
     )

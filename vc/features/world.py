@@ -29,7 +29,7 @@ __all__ = ["SpectralCodec", "WorldFeatures", "analyze", "load_features", "synthe
 class SpectralCodec:
     """Turns CheapTrick envelopes into model features and back, for one sample rate."""
 
-    kind: str  # "mcep" | "coded_sp"
+    kind: str  # "mcep" | "coded_sp" | "mel" (log-mel for HiFi-GAN: no WORLD envelope, see vc.vocoders)
     sample_rate: int
     fft_size: int
     dim: int  # features per frame
@@ -43,14 +43,20 @@ class SpectralCodec:
             cfg.spectral, sample_rate, fft_size, cfg.dim, float(alpha) if cfg.spectral == "mcep" else 0.0
         )
 
+    def _world_only(self) -> None:
+        if self.kind == "mel":
+            raise ValueError("log-mel features have no WORLD envelope: a neural vocoder synthesises them")
+
     def encode(self, sp: np.ndarray) -> np.ndarray:
         """Power envelope ``(T, fft_size // 2 + 1)`` -> features ``(T, dim)`` (float64)."""
+        self._world_only()
         if self.kind == "mcep":
             return pysptk.sp2mc(sp, order=self.dim - 1, alpha=self.alpha)
         return pw.code_spectral_envelope(sp, self.sample_rate, self.dim)
 
     def decode(self, feats: np.ndarray) -> np.ndarray:
         """Features ``(T, dim)`` -> power envelope ``(T, fft_size // 2 + 1)`` (float64, C-contiguous)."""
+        self._world_only()
         feats = np.ascontiguousarray(feats, dtype=np.float64)
         if self.kind == "mcep":
             sp = pysptk.mc2sp(feats, alpha=self.alpha, fftlen=self.fft_size)

@@ -66,17 +66,27 @@ class FeatureBank:
         self.dim = int(self.utterances[0][0].shape[0])
 
     @classmethod
-    def from_features(
-        cls, train: Mapping[str, Sequence[WorldFeatures]], stats: FeatureStats, crop_frames: int
+    def from_matrices(
+        cls, train: Mapping[str, Sequence[np.ndarray]], stats: FeatureStats, crop_frames: int
     ) -> FeatureBank:
-        """Normalise ``{speaker: [WorldFeatures]}`` with ``stats``; codes follow ``stats.speakers``."""
+        """Normalise ``{speaker: [(T, D) features]}`` (WORLD or log-mel, matching ``stats``) with ``stats``;
+        codes follow ``stats.speakers``."""
         missing = [s for s in stats.speakers if s not in train]
         if missing:
             raise CropError(
                 f"no training features for speaker(s) {', '.join(missing)} of the statistics file"
             )
-        normalised = {spk: [stats.normalize(f.spectral, spk) for f in train[spk]] for spk in stats.speakers}
+        normalised = {spk: [stats.normalize(m, spk) for m in train[spk]] for spk in stats.speakers}
         return cls(normalised, stats.speakers, crop_frames)
+
+    @classmethod
+    def from_features(
+        cls, train: Mapping[str, Sequence[WorldFeatures]], stats: FeatureStats, crop_frames: int
+    ) -> FeatureBank:
+        """:meth:`from_matrices` of the WORLD spectral features of ``{speaker: [WorldFeatures]}``."""
+        return cls.from_matrices(
+            {spk: [f.spectral for f in feats] for spk, feats in train.items()}, stats, crop_frames
+        )
 
     @property
     def num_speakers(self) -> int:

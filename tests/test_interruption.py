@@ -1,0 +1,67 @@
+"""An interrupted `dvc repro`: SIGTERM to DVC checkpoints the training, and the next `dvc repro` resumes it.
+
+Its own small project (only the stages training needs run), so it does not wait for test_pipeline's.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import dvc, make_project_copy, mlflow_client, project_env, runs_of, sys_bin
+
+pytest.importorskip("espeakng_loader")
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    return make_project_copy(tmp_path / "project", {"experiments": {"stargan-vc2": {}}})
+
+
+def test_sigterm_to_dvc_repro_checkpoints_and_the_next_repro_resumes(project: Path) -> None:
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["experiments"]["stargan-vc2"] = {
+        "train": {"iterations": 600, "checkpoint_every": 50, "optimizer": {"decay_start": 300}}
+    }
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    checkpoints = project / "checkpoints/stargan-vc2/seed-0"
+    proc = subprocess.Popen(
+        [sys_bin("dvc"), "repro", "train@stargan-vc2-0"],
+        cwd=project,
+        env=project_env(SHELL="/bin/sh"),  # DVC's stage shell; dash does not exec a lone command by itself
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.time() + 300
+    while time.time() < deadline and not any(int(p.stem[5:]) >= 50 for p in checkpoints.glob("step-*.pt")):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)  # to DVC alone, as `kill <pid>` or a scheduler would
+    output, _ = proc.communicate(timeout=120)
+    deadline = time.time() + 120  # DVC dies at once; training stops after its next iteration
+    while time.time() < deadline and not runs_of(project, "attributes.status = 'KILLED'"):
+        time.sleep(0.5)
+    killed = runs_of(project, "attributes.status = 'KILLED'")
+    assert len(killed) == 1 and killed[0].info.run_name == "stargan-vc2/seed-0", output
+    stopped_at = max(int(p.stem[5:]) for p in checkpoints.glob("step-*.pt"))
+    assert 50 <= stopped_at < 600
+    assert not runs_of(project, "attributes.status = 'RUNNING'")
+
+    resumed = dvc(project, "repro", "train@stargan-vc2-0")
+    assert (
+        f"resumed from checkpoints/stargan-vc2/seed-0/step-{stopped_at:08d}.pt"
+        in resumed.stdout + resumed.stderr
+    )
+    done = json.loads((project / "models/stargan-vc2/seed-0/train.json").read_text())
+    assert done["iterations"] == 600
+    run = mlflow_client(project).get_run(done["mlflow_run_id"])
+    assert run.info.status == "FINISHED" and run.data.tags["vc.resumed_from_iteration"] == str(stopped_at)
+    history = mlflow_client(project).get_metric_history(run.info.run_id, "g/cyc")
+    steps = sorted(m.step for m in history)
+    assert steps[0] == 2 and steps[-1] == 600  # the whole curve, before and after the interruption
