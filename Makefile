@@ -16,8 +16,9 @@ JOBS ?= 2
 .PHONY: repro test lint schema bench ui queue tracking-init clean-venv ci-report
 
 # The perceptual metrics' extra (vc.perceptual; the evaluation skips a metric whose packages are missing) and
-# the HiFi-GAN extra (the pretrained vocoder of the log-mel systems). resemblyzer 0.1.4 goes in with --no-deps: it requires `webrtcvad` (a source build) and the obsolete `typing`
-# backport; the extra's webrtcvad-wheels provides the same module prebuilt.
+# the HiFi-GAN extra (the pretrained vocoder of the log-mel systems). resemblyzer 0.1.4 goes in with
+# --no-deps: it requires `webrtcvad` (a source build) and the obsolete `typing` backport; the extra's
+# webrtcvad-wheels provides the same module prebuilt.
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet $(PIP_INDEX) -c constraints.txt -e ".[espeak,metrics,hifigan]"

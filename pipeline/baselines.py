@@ -45,10 +45,6 @@ from vc.tracking import RunTracker, git_commit, group_tag, log_evaluation
 
 log = logging.getLogger("pipeline.baselines")
 
-#: Baselines synthesised by HiFi-GAN from log-mel (the others by WORLD).
-MEL_BASELINES = ("mean-var-mel", "copy-synthesis-hifigan")
-
-
 def _baseline_wav(
     name: str,
     src: str,
