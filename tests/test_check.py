@@ -74,3 +74,23 @@ def test_stages_reject_an_unknown_experiment_before_any_work(tmp_path: Path) -> 
 def test_check_passes_the_repository_params(tmp_path: Path) -> None:
     result = run_module("pipeline.check", "--params", str(ROOT / "params.yaml"), cwd=tmp_path)
     assert result.returncode == 0 and "params OK: 4 experiments" in result.stderr
+
+
+def test_check_measures_a_log_mel_crop_in_log_mel_frames_and_needs_the_vocoder(tmp_path: Path) -> None:
+    import pandas as pd
+
+    features, _ = write_tiny_features(tmp_path / "data")  # 90 to 111 WORLD frames
+    index = pd.read_csv(features / "index.csv")
+    index.assign(mel_frames=index["frames"] // 2).to_csv(features / "index.csv", index=False)  # 45 to 55
+    mel = {"model": {"features": "mel"}, "train": {"crop_frames": 60}}  # fits WORLD frames, not log-mel ones
+    params = params_with(tmp_path, {"train": {"crop_frames": 64}, "experiments": {"stargan-vc2-mel": mel}})
+    result = run_module("pipeline.check", "--params", str(params), cwd=tmp_path)
+    assert result.returncode == 2
+    assert (
+        "60 frames is longer than every training utterance of speaker 'spk0' (longest: 55 log-mel frames)"
+        in (result.stderr)
+    )
+    params = params_with(tmp_path, {"vocoder": {"checkpoint": "missing/generator.pt"}})
+    result = run_module("pipeline.check", "--params", str(params), cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"'vocoder.checkpoint': {tmp_path / 'missing/generator.pt'}: no such file" in result.stderr

@@ -191,6 +191,16 @@ def test_scaler_statistics_match_numpy(scaler: str, tmp_path: Path) -> None:
     np.testing.assert_array_equal(loaded.scale, stats.scale)
 
 
+def test_features_without_log_mels_are_a_clear_error(tmp_path: Path) -> None:
+    from conftest import write_tiny_features
+
+    features, _ = write_tiny_features(tmp_path)
+    assert load_training_matrices(features, "train", "mel")["spk1"][0].shape[1] == 80
+    (features / "spk1" / "u2.mel.npy").unlink()  # written by a version before log-mels
+    with pytest.raises(FeatureError, match=r"u2\.mel\.npy: no log-mel file .*run `dvc repro features`"):
+        load_training_matrices(features, "train", "mel")
+
+
 def test_mel_statistics_share_the_speaker_codes_and_scaler_kind(tmp_path: Path) -> None:
     rng = np.random.default_rng(2)
     train = {"a": [_fake(rng, 0.0, 100.0) for _ in range(2)], "b": [_fake(rng, 3.0, 200.0) for _ in range(2)]}
