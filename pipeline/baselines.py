@@ -45,6 +45,7 @@ from vc.tracking import RunTracker, git_commit, group_tag, log_evaluation
 
 log = logging.getLogger("pipeline.baselines")
 
+
 def _baseline_wav(
     name: str,
     src: str,
