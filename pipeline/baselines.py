@@ -30,7 +30,6 @@ from vc.conversion import mean_var_convert, mean_var_mel, vocode
 from vc.corpus.build import read_manifest
 from vc.evaluation import (
     evaluation_plan,
-    score_system,
     system_summary,
     usable_utterances,
     write_system_results,
@@ -39,9 +38,10 @@ from vc.features.extract import mel_path, read_index
 from vc.features.stats import FeatureStats
 from vc.features.world import load_features
 from vc.io import atomic_dir, write_wav
-from vc.perceptual.scoring import ReferenceMaterial, score_perceptual
+from vc.perceptual.scoring import ReferenceMaterial, score_every_metric
 from vc.statistics import UNITS, distinct_items, with_pair
 from vc.tracking import RunTracker, git_commit, group_tag, log_evaluation
+from vc.vocoders.store import resolve_vocoder
 
 log = logging.getLogger("pipeline.baselines")
 
@@ -101,6 +101,7 @@ def main(args: argparse.Namespace) -> None:
     params = read_params(args.params)
     stats = FeatureStats.load(args.stats)
     mel_stats = FeatureStats.load(args.mel_stats)
+    vocoder = resolve_vocoder(params.vocoder_config(), args.vocoder)
     usable = usable_utterances(
         read_manifest(Path(args.corpus) / "manifest.csv"), read_index(args.features), params.convert.split
     )
@@ -123,30 +124,19 @@ def main(args: argparse.Namespace) -> None:
                 Path(args.features),
                 stats,
                 mel_stats,
-                params.vocoder,
+                vocoder,
                 params.data.sample_rate,
                 wavs / name,
             )
-            scores = pd.concat(
-                [
-                    score_system(
-                        items,
-                        args.references,
-                        params.features,
-                        params.evaluate,
-                        workers=params.evaluate.workers,
-                        desc=f"evaluate {name}",
-                    ),
-                    score_perceptual(
-                        items,
-                        material,
-                        params.evaluate,
-                        workers=params.evaluate.workers,
-                        desc=f"perceptual {name}",
-                        made_from="target" if UNITS[name] == "target" else "source",
-                    ),
-                ],
-                axis=1,
+            scores = score_every_metric(
+                items,
+                args.references,
+                material,
+                params.features,
+                params.evaluate,
+                workers=params.evaluate.workers,
+                label=name,
+                made_from="target" if unit == "target" else "source",
             )
             summary = system_summary(name, "baseline", scores, params.evaluate, unit)
             results[name] = (scores, {**summary, "perceptual": material.info()})
@@ -195,5 +185,6 @@ if __name__ == "__main__":
     parser.add_argument("--corpus", default="data/corpus")
     parser.add_argument("--references", default="eval/references")
     parser.add_argument("--converted", default="converted/baselines")
+    parser.add_argument("--vocoder", default="models/vocoder", help="the `vocoder` stage's output")
     parser.add_argument("--out", default="eval/baselines")
     run(main, parser)

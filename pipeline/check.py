@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 
 from pipeline.common import read_params, repo_root, run
-from vc.config import ConfigError, Params
+from vc.config import MEL_BASELINES, ConfigError, Params
 
 log = logging.getLogger("pipeline.check")
 
@@ -44,11 +44,11 @@ def check_data(params: Params, root: Path) -> list[str]:
                     f"convert.pairs[{i}]", f"unknown speaker '{who}' (speakers: {', '.join(speakers)})"
                 )
     mel_systems = [n for n in params.experiments if params.experiment(n).model.features == "mel"]
-    mel_systems += [b for b in params.baselines if b in ("mean-var-mel", "copy-synthesis-hifigan")]
+    mel_systems += [b for b in params.baselines if b in MEL_BASELINES]
     if mel_systems:
         from vc.vocoders.hifigan import VocoderLoadError, pretrained_path
 
-        checkpoint = params.vocoder.checkpoint
+        checkpoint = params.vocoder_config().checkpoint
         try:
             found = pretrained_path() if checkpoint is None else Path(checkpoint).expanduser()
         except VocoderLoadError as err:

@@ -14,8 +14,9 @@ import ast
 import sys
 from functools import cache
 from pathlib import Path
+from typing import Any
 
-__all__ = ["PROJECT_PACKAGES", "ROOT", "import_closure", "module_file"]
+__all__ = ["PROJECT_PACKAGES", "ROOT", "hash_code", "import_closure", "module_file"]
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT_PACKAGES = ("vc", "pipeline")
@@ -71,6 +72,15 @@ def import_closure(module: str, root: Path = ROOT) -> list[Path]:
     if module_file(module, root) is None:
         raise ValueError(f"{module}: not a module of {', '.join(PROJECT_PACKAGES)} under {root}")
     return sorted(_closure(module, root.resolve()))
+
+
+def hash_code(digest: Any, module: str, root: Path = ROOT) -> None:
+    """Feed ``digest`` (a :mod:`hashlib` object) the path and bytes of every file of ``module``'s import
+    closure: what a checkpoint fingerprint needs so that other code never resumes it."""
+    root = root.resolve()
+    for file in import_closure(module, root):
+        digest.update(file.relative_to(root).as_posix().encode())
+        digest.update(file.read_bytes())
 
 
 if __name__ == "__main__":

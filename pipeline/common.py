@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -14,8 +16,18 @@ import yaml
 
 from vc.config import ConfigError, Params, load_params
 from vc.errors import InputError
+from vc.io import write_text
 
-__all__ = ["add_common_args", "read_params", "repo_root", "run", "run_dir"]
+__all__ = [
+    "add_common_args",
+    "read_params",
+    "relaunch_with_torchrun_if_asked",
+    "repo_root",
+    "run",
+    "run_dir",
+    "stop_with_parent",
+    "write_losses_tsv",
+]
 
 log = logging.getLogger("pipeline")
 
@@ -72,3 +84,53 @@ def run(
     except InputError as err:
         log.error("%s", err)
         sys.exit(2)
+
+
+def stop_with_parent() -> None:
+    """Ask Linux to send this process SIGTERM when its parent dies.
+
+    ``dvc repro`` dies on SIGTERM without passing it on, which would leave training running as an orphan;
+    with this, a SIGTERM to DVC reaches training, which checkpoints and stops (Ctrl-C reaches both anyway).
+    DVC starts stages through ``$SHELL -c``, and dash (``/bin/sh`` on Debian) stays in between as the
+    parent, so the stage command in dvc.yaml begins with ``exec``.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() == 1:  # the parent died before the request was in place
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def relaunch_with_torchrun_if_asked(module: str) -> None:
+    """With ``VC_NPROC_PER_NODE=N`` (N > 1) and outside torchrun, run ``python -m module`` with this
+    process's arguments under torchrun with N processes and exit with its status (no shell; the arguments
+    pass as a list). SIGINT and SIGTERM are passed on to torchrun, which passes them to every rank.
+    """
+    nproc = int(os.environ.get("VC_NPROC_PER_NODE", "1"))
+    if nproc <= 1 or "LOCAL_RANK" in os.environ:
+        return
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        "-m",
+        module,
+        *sys.argv[1:],
+    ]
+    log.info("starting %d training processes with torchrun", nproc)
+    child = subprocess.Popen(cmd)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, _frame: child.send_signal(signum))
+    sys.exit(child.wait())
+
+
+def write_losses_tsv(path: Path, history: list[dict[str, float]]) -> None:
+    """A training history (one row per log interval) as a TSV file for DVC plots; missing values empty."""
+    keys = list(dict.fromkeys(k for row in history for k in row))
+    lines = ["\t".join(keys)] + ["\t".join(f"{row.get(k, '')}" for k in keys) for row in history]
+    write_text(path, "\n".join(lines) + "\n")

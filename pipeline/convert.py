@@ -1,6 +1,7 @@
 """Stage `convert@<experiment>-<seed>`: convert every held-out sentence (``convert.split``: test unless
 tuning) of every speaker pair to wav with one trained run: WORLD features through the WORLD vocoder, log-mel
-through HiFi-GAN (section ``vocoder``); wavs are written at the corpus's sample rate."""
+through HiFi-GAN (section ``vocoder``; the generator the `vocoder` stage fine-tuned, when it did); wavs are
+written at the corpus's sample rate."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from vc.features.world import load_features
 from vc.io import atomic_dir, write_wav
 from vc.model_store import TrainedModel, load_model
 from vc.parallel import parallel_map
+from vc.vocoders.store import resolve_vocoder
 
 log = logging.getLogger("pipeline.convert")
 
@@ -49,7 +51,7 @@ def _convert_one(job: _Job) -> None:
     """Convert one utterance and write its wav (in a worker process; the model is loaded once per process)."""
     model = _model(job.model)
     stats = model.stats
-    kind = "mel" if stats.codec.kind == "mel" else "world"
+    kind = stats.feature_kind
     if kind == "mel":
         converted = convert_mel(model, np.load(mel_path(job.features)), job.source, job.target)
     else:
@@ -63,6 +65,7 @@ def main(args: argparse.Namespace) -> None:
     exp = params.experiment(args.experiment, args.seed)  # unknown names are errors naming the defined ones
     model_dir = run_dir(args.models, exp.name, exp.train.seed) / "model"
     model = load_model(model_dir)
+    vocoder = resolve_vocoder(params.vocoder_config(), args.vocoder)
     features = Path(args.features)
     plan = evaluation_plan(
         usable_utterances(
@@ -82,7 +85,7 @@ def main(args: argparse.Namespace) -> None:
                 src,
                 tgt,
                 tmp / rel,
-                params.vocoder,
+                vocoder,
                 params.data.sample_rate,
             )
             for (src, tgt, utt), rel in zip(plan.itertuples(index=False), paths, strict=True)
@@ -106,5 +109,6 @@ if __name__ == "__main__":
     parser.add_argument("--models", default="models")
     parser.add_argument("--features", default="data/features")
     parser.add_argument("--corpus", default="data/corpus")
+    parser.add_argument("--vocoder", default="models/vocoder", help="the `vocoder` stage's output")
     parser.add_argument("--out", default="converted/experiments")
     run(main, parser)

@@ -15,11 +15,10 @@ from pipeline.common import read_params, repo_root, run, run_dir
 from vc.evaluation import (
     RecipeAnalysis,
     analyze_wav_for_eval,
-    score_system,
     system_summary,
     write_system_results,
 )
-from vc.perceptual.scoring import ReferenceMaterial, score_perceptual
+from vc.perceptual.scoring import ReferenceMaterial, score_every_metric
 from vc.plots import plot_mcep_panels
 from vc.tracking import RunTracker, log_evaluation
 
@@ -66,14 +65,8 @@ def main(args: argparse.Namespace) -> None:
     items = pd.read_csv(converted / "index.csv", dtype=str, keep_default_na=False)
     wavs = items.assign(path=[str(converted / p) for p in items["path"]])
     material = ReferenceMaterial.load(Path(args.references) / "perceptual")
-    scores = pd.concat(
-        [
-            score_system(
-                wavs, args.references, params.features, params.evaluate, workers=params.evaluate.workers
-            ),
-            score_perceptual(wavs, material, params.evaluate, workers=params.evaluate.workers),
-        ],
-        axis=1,
+    scores = score_every_metric(
+        wavs, args.references, material, params.features, params.evaluate, workers=params.evaluate.workers
     )
     scores.insert(3, "seed", seed)
     summary = system_summary(exp.name, "experiment", scores, params.evaluate)

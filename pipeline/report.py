@@ -10,8 +10,15 @@ from pathlib import Path
 from pipeline.common import read_params, run
 from vc.perceptual.scoring import ReferenceMaterial
 from vc.report import build_report, load_results, recipe_markdown
+from vc.vocoders.store import MANIFEST_FILE
 
 log = logging.getLogger("pipeline.report")
+
+
+def _vocoder_manifest(folder: Path) -> dict | None:
+    """The `vocoder` stage's manifest, or None when that stage has not run (a report without mel rows)."""
+    path = folder / MANIFEST_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def main(args: argparse.Namespace) -> None:
@@ -33,6 +40,7 @@ def main(args: argparse.Namespace) -> None:
         convert=params.convert,
         reference=params.report.reference,
         perceptual=ReferenceMaterial.load(Path(args.eval) / "references" / "perceptual"),
+        vocoder=_vocoder_manifest(Path(args.vocoder)),
     )
     for name, m in metrics.items():
         log.info(
@@ -52,5 +60,6 @@ if __name__ == "__main__":
     parser.add_argument("--corpus", default="data/corpus")
     parser.add_argument("--features", default="data/features")
     parser.add_argument("--features-timing", default="data/features-timing.json")
+    parser.add_argument("--vocoder", default="models/vocoder", help="the `vocoder` stage's output")
     parser.add_argument("--out", default="reports")
     run(main, parser)

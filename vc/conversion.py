@@ -96,7 +96,7 @@ def vocode(
         entry = VOCODERS[vocoder]
     except KeyError:
         raise ValueError(f"unknown vocoder '{vocoder}' (known: {', '.join(VOCODERS)})") from None
-    kind = "mel" if stats.codec.kind == "mel" else "world"
+    kind = stats.feature_kind
     if entry.features != kind:
         raise ValueError(f"vocoder '{vocoder}' synthesises {entry.features} features, not {kind}")
     return entry.synthesize(features, stats, cfg or VocoderConfig())
@@ -138,7 +138,7 @@ def convert_features(model: TrainedModel, feats: WorldFeatures, source: str, tar
 
 def convert_mel(model: TrainedModel, mel: np.ndarray, source: str, target: str) -> np.ndarray:
     """Convert one utterance's log-mel ``(T_mel, 80)`` from ``source`` to ``target`` (a mel model)."""
-    if model.stats.codec.kind != "mel":
+    if model.stats.feature_kind != "mel":
         raise StatsError("convert_mel needs a model trained on log-mel features (model.features: mel)")
     return convert_spectra(model, mel, source, target)
 
@@ -163,7 +163,7 @@ def mean_var_convert(stats: FeatureStats, feats: WorldFeatures, source: str, tar
 def mean_var_mel(stats: FeatureStats, mel: np.ndarray, source: str, target: str) -> np.ndarray:
     """The ``mean-var-mel`` baseline: per-bin mean/variance matching of log-mel frames ``(T, 80)`` with the
     log-mel statistics (``stats`` of kind ``mel``)."""
-    if stats.codec.kind != "mel":
+    if stats.feature_kind != "mel":
         raise StatsError("mean_var_mel needs the log-mel statistics (data/stats-mel.json)")
     return _match_moments(stats, mel, source, target)
 
@@ -184,7 +184,7 @@ def convert_wav(
     _check_pair(stats, source, target)
     wav, sr = read_audio(wav_in)
     wav, _ = to_mono(wav)
-    if stats.codec.kind == "mel":
+    if stats.feature_kind == "mel":
         converted: WorldFeatures | np.ndarray = convert_mel(model, log_mel_features(wav, sr), source, target)
         name = "hifigan"
     else:

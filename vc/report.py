@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from vc.config import ConvertConfig, EvaluateConfig, ExperimentConfig, FeaturesConfig
+from vc.config import MEL_BASELINES, ConvertConfig, EvaluateConfig, ExperimentConfig, FeaturesConfig
 from vc.configlib import flatten, to_dict
 from vc.evaluation import HIGHER_IS_BETTER, metric_unit, system_summary
 from vc.io import atomic_dir, write_json, write_text
@@ -225,11 +225,13 @@ def build_report(
     convert: ConvertConfig,
     reference: str | None,
     perceptual: ReferenceMaterial | None = None,
+    vocoder: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write the report folder atomically; return the metrics written to ``metrics.json``.
 
     ``perceptual``: the references stage's perceptual material (natural recordings, skipped metrics,
-    provenance); None leaves the perceptual section out."""
+    provenance); None leaves the perceptual section out. ``vocoder``: the ``vocoder`` stage's manifest
+    (``models/vocoder/vocoder.json``: pretrained or fine-tuned HiFi-GAN), stated under the main table."""
     summaries = {r.name: system_summary(r.name, r.kind, r.scores, evaluate, r.unit) for r in results}
     comparisons = compare(results, reference, evaluate)
     with atomic_dir(out_dir) as tmp:
@@ -266,6 +268,7 @@ def build_report(
                 convert=convert,
                 reference=reference,
                 perceptual=perceptual,
+                hifigan=vocoder,
             ),
         )
     return metrics
@@ -337,7 +340,21 @@ def system_vocoder(result: SystemResult, experiments: Mapping[str, ExperimentCon
         return "HiFi-GAN" if experiments[result.name].model.features == "mel" else "WORLD"
     if result.name == "source":
         return "-"
-    return "HiFi-GAN" if result.name in ("mean-var-mel", "copy-synthesis-hifigan") else "WORLD"
+    return "HiFi-GAN" if result.name in MEL_BASELINES else "WORLD"
+
+
+def hifigan_note(manifest: Mapping[str, Any]) -> str:
+    """One sentence on the HiFi-GAN behind the log-mel rows, from the ``vocoder`` stage's manifest."""
+    base = manifest.get("base", {})
+    origin = f"{base.get('source', '?')}, SHA-256 {str(base.get('sha256', '?'))[:12]}"
+    generator = str(manifest.get("generator", "?")).upper()
+    if not manifest.get("finetuned"):
+        return f"HiFi-GAN: the pretrained {generator} generator ({origin}), not fine-tuned."
+    return (
+        f"HiFi-GAN: the {generator} generator ({origin}) fine-tuned for {manifest.get('iterations')} "
+        "iterations on the training split's audio (stage `vocoder`, MLflow run "
+        f"`{manifest.get('mlflow_run_id')}`); `copy-synthesis-hifigan` uses the same generator."
+    )
 
 
 def _markdown(
@@ -354,6 +371,7 @@ def _markdown(
     convert: ConvertConfig,
     reference: str | None,
     perceptual: ReferenceMaterial | None,
+    hifigan: Mapping[str, Any] | None = None,
 ) -> str:
     ci = f"{evaluate.confidence:.0%} CI"
     parts = [
@@ -464,6 +482,7 @@ def _markdown(
             [
                 "§ Log-mel systems have no F0 transform: the pitch is whatever the converted (or matched) "
                 "log-mel carries and HiFi-GAN renders, so their F0 metrics do measure the system.",
+                *([hifigan_note(hifigan)] if hifigan is not None else []),
             ]
             if any(system_vocoder(r, experiments) == "HiFi-GAN" for r in results)
             else []

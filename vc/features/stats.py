@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.preprocessing import StandardScaler
 
-from vc.config import FeaturesConfig
+from vc.config import FeatureKind, FeaturesConfig
 from vc.errors import InputError
 from vc.features.world import SpectralCodec, WorldFeatures
 from vc.io import write_json
@@ -122,6 +122,11 @@ class FeatureStats:
     @property
     def dim(self) -> int:
         return int(self.mean.shape[1])
+
+    @property
+    def feature_kind(self) -> FeatureKind:
+        """The features these statistics normalise: ``mel`` (log-mel) or ``world`` (every WORLD codec)."""
+        return "mel" if self.codec.kind == "mel" else "world"
 
 
 @dataclass

@@ -36,8 +36,9 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from vc.config import AsrConfig, DnsmosConfig, EvaluateConfig, SpeakerMetricConfig
+from vc.config import AsrConfig, DnsmosConfig, EvaluateConfig, FeaturesConfig, SpeakerMetricConfig
 from vc.errors import InputError
+from vc.evaluation import score_system
 from vc.io import AudioReadError, read_audio, save_npz, write_json
 from vc.perceptual import PERCEPTUAL_GROUPS, missing_packages
 from vc.perceptual.offline import enable_offline
@@ -495,3 +496,29 @@ def score_perceptual(
     columns = [c for m in PERCEPTUAL_GROUPS if m in metrics for c in COLUMNS[m]]
     extra = ["asr_transcript"] if "intelligibility" in metrics else []
     return pd.DataFrame(rows).reindex(columns=[*columns, *extra, "perceptual_note"])
+
+
+def score_every_metric(
+    items: pd.DataFrame,
+    references: str | Path,
+    material: ReferenceMaterial,
+    features: FeaturesConfig,
+    cfg: EvaluateConfig,
+    *,
+    workers: int = 0,
+    label: str = "",
+    made_from: Literal["source", "target"] = "source",
+) -> pd.DataFrame:
+    """One system's rows: the MCD recipe's columns (:func:`vc.evaluation.score_system`) beside the
+    perceptual ones (:func:`score_perceptual`), in the order of ``items``; ``label`` names the progress
+    bars."""
+    suffix = f" {label}" if label else ""
+    return pd.concat(
+        [
+            score_system(items, references, features, cfg, workers=workers, desc=f"evaluate{suffix}"),
+            score_perceptual(
+                items, material, cfg, workers=workers, desc=f"perceptual{suffix}", made_from=made_from
+            ),
+        ],
+        axis=1,
+    )

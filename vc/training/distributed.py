@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from vc.configlib import ConfigError
+
 __all__ = ["DistContext"]
 
 
@@ -38,11 +40,12 @@ class DistContext:
     def is_main(self) -> bool:
         return self.rank == 0
 
-    def device(self, wanted: str) -> torch.device:
-        """``auto``: this rank's GPU when CUDA is available, else the CPU."""
+    def device(self, wanted: str, key: str = "train.device") -> torch.device:
+        """``auto``: this rank's GPU when CUDA is available, else the CPU. ``key`` names the param in the
+        error raised when ``cuda`` is asked for on a machine without one."""
         use_cuda = wanted == "cuda" or (wanted == "auto" and torch.cuda.is_available())
         if wanted == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError("train.device is 'cuda' but no CUDA device is available")
+            raise ConfigError(key, "is 'cuda' but no CUDA device is available (use 'auto' or 'cpu')")
         if use_cuda:
             torch.cuda.set_device(self.local_rank)
             return torch.device("cuda", self.local_rank)

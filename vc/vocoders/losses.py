@@ -31,6 +31,7 @@ __all__ = [
     "discriminator_terms",
     "feature_matching_loss",
     "generator_adv_loss",
+    "generator_adversarial_terms",
     "generator_terms",
     "log_stft_magnitude",
     "spectral_convergence",
@@ -173,6 +174,21 @@ def discriminator_terms(
     return {name: discriminator_adv_loss(d(real)[0], d(fake)[0]) for name, d in discriminators.items()}
 
 
+def generator_adversarial_terms(
+    discriminators: Mapping[str, nn.Module], real: Tensor, fake: Tensor
+) -> dict[str, Tensor]:
+    """The generator's ``adv`` (LSGAN) and ``fm`` (feature matching) terms summed over the named
+    discriminators, for real and generated audio ``(B, 1, N)``; the real audio's maps without gradients."""
+    adv, fm = [], []
+    for disc in discriminators.values():
+        logits_fake, maps_fake = disc(fake)
+        with torch.no_grad():
+            _, maps_real = disc(real)
+        adv.append(generator_adv_loss(logits_fake))
+        fm.append(feature_matching_loss(maps_real, maps_fake))
+    return {"adv": torch.stack(adv).sum(), "fm": torch.stack(fm).sum()}
+
+
 def generator_terms(
     discriminators: Mapping[str, nn.Module],
     real: Tensor,
@@ -182,16 +198,10 @@ def generator_terms(
     stft_loss: MultiResolutionSTFTLoss | None = None,
 ) -> dict[str, Tensor]:
     """The generator's terms for one batch of real and generated audio ``(B, 1, N)``: ``adv`` and ``fm``
-    summed over the named discriminators, ``mel`` (:class:`MelL1Loss`), and with ``stft_loss`` also
+    (:func:`generator_adversarial_terms`), ``mel`` (:class:`MelL1Loss`), and with ``stft_loss`` also
     ``stft_sc`` and ``stft_mag``. Weight them with :func:`weighted_total`."""
-    adv, fm = [], []
-    for disc in discriminators.values():
-        logits_fake, maps_fake = disc(fake)
-        with torch.no_grad():
-            _, maps_real = disc(real)
-        adv.append(generator_adv_loss(logits_fake))
-        fm.append(feature_matching_loss(maps_real, maps_fake))
-    terms = {"adv": torch.stack(adv).sum(), "fm": torch.stack(fm).sum(), "mel": mel_loss(fake, real)}
+    terms = generator_adversarial_terms(discriminators, real, fake)
+    terms["mel"] = mel_loss(fake, real)
     if stft_loss is not None:
         terms["stft_sc"], terms["stft_mag"] = stft_loss(fake, real)
     return terms
