@@ -158,7 +158,7 @@ def test_queued_experiments_on_two_workers_all_land_in_mlflow(project: Path) -> 
         status = dvc(project, "queue", "status").stdout
         if all(word not in status for word in ("Queued", "Running")):
             break
-        time.sleep(5)
+        time.sleep(1)
     assert "Failed" not in status and status.count("Success") == 2, status
     assert set(names) <= set(dvc(project, "exp", "list", "--name-only").stdout.split())
     shown = dvc(project, "exp", "show", "--no-pager", "--md").stdout

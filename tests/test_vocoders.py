@@ -269,8 +269,12 @@ def test_weighted_total_requires_every_weight() -> None:
     total, logged = weighted_total(terms, {"adv": 1.0, "mel": 45.0}, prefix="g/")
     assert total.item() == pytest.approx(24.5)
     assert logged == {"g/adv": 2.0, "g/mel": 0.5, "g/total": 24.5}
+    unlogged = weighted_total(terms, {"adv": 1.0, "mel": 45.0}, log=False)
+    assert unlogged[0].item() == pytest.approx(24.5) and unlogged[1] == {}
     with pytest.raises(ValueError, match="missing \\['mel'\\], unknown \\['mle'\\]"):
         weighted_total(terms, {"adv": 1.0, "mle": 45.0})
+    with pytest.raises(ValueError, match="missing"):
+        weighted_total(terms, {"adv": 1.0}, log=False)
 
 
 # ------------------------------------------------------------------------------------------ a GAN step

@@ -221,7 +221,8 @@ class VocoderFinetuner(ResumableLoop):
         st.opt_d.zero_grad(set_to_none=True)
         with self._autocast():
             d_terms = discriminator_terms(self._d_wrapped, real, fake)
-        d_total, _ = weighted_total({k: v.float() for k, v in d_terms.items()}, {"mpd": 1.0, "msd": 1.0})
+        d_terms = {k: v.float() for k, v in d_terms.items()}
+        d_total, _ = weighted_total(d_terms, {"mpd": 1.0, "msd": 1.0}, log=False)
         d_total.backward()
         st.opt_d.step()
 
@@ -234,7 +235,7 @@ class VocoderFinetuner(ResumableLoop):
             if self.stft_loss is not None:
                 sc, mag = self.stft_loss(fake, real)
                 terms["stft"] = sc + mag
-            g_total, _ = weighted_total(terms, self.g_lambdas)
+            g_total, _ = weighted_total(terms, self.g_lambdas, log=False)
             g_total.backward()
         st.opt_g.step()
 

@@ -209,13 +209,14 @@ def generator_terms(
 
 # --------------------------------------------------------------------------------------------- total
 def weighted_total(
-    terms: Mapping[str, Tensor], lambdas: Mapping[str, float], *, prefix: str = ""
+    terms: Mapping[str, Tensor], lambdas: Mapping[str, float], *, prefix: str = "", log: bool = True
 ) -> tuple[Tensor, dict[str, float]]:
     """``sum_k lambdas[k] * terms[k]`` and every term as a float, named ``prefix + k`` (for MLflow and the DVC
     plots file), plus ``prefix + "total"``.
 
     Every term needs a weight and every weight a term: a typo in a params key is an error, not a silently
-    unweighted (or ignored) loss. A weight of 0 keeps the term in the log but out of the gradient.
+    unweighted (or ignored) loss. A weight of 0 keeps the term in the log but out of the gradient. With
+    ``log=False`` the floats are not made (no device-to-host copy: a training loop that logs tensors).
     """
     missing, unknown = sorted(set(terms) - set(lambdas)), sorted(set(lambdas) - set(terms))
     if missing or unknown:
@@ -226,6 +227,8 @@ def weighted_total(
     for name, value in terms.items():
         if lambdas[name]:
             total = total + lambdas[name] * value
+    if not log:
+        return total, {}
     logged = {f"{prefix}{k}": float(v.detach()) for k, v in terms.items()}
     logged[f"{prefix}total"] = float(total.detach())
     return total, logged
