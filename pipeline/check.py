@@ -58,6 +58,17 @@ def check_data(params: Params, root: Path) -> list[str]:
         if not found.is_file():
             raise ConfigError("vocoder.checkpoint", f"{found}: no such file")
         notes.append(f"HiFi-GAN for {', '.join(mel_systems)}: {found.name}")
+    finetune = params.vocoder_config().finetune
+    if finetune.iterations:
+        notes.append(f"vocoder fine-tuning: {finetune.iterations} iterations on {finetune.device}")
+        if finetune.device == "cuda":
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ConfigError(
+                    "vocoder.finetune.device",
+                    "is 'cuda' but no CUDA device is available (use 'auto' or 'cpu')",
+                )
     from vc.perceptual.scoring import check_models
 
     metrics, skipped = check_models(params.evaluate)

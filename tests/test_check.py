@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from conftest import ROOT, project_env, write_tiny_features
 
@@ -38,6 +39,11 @@ def params_with(tmp_path: Path, changes: dict) -> Path:
         (
             {"experiments": {"x": {"train": {"crop_frames": 4}}}},
             "'experiments.x.train.crop_frames': must be >= 8",
+        ),
+        pytest.param(
+            {"preset": "gpu-vocoder"},  # the repository's GPU preset on a machine without one
+            "'vocoder.finetune.device': is 'cuda' but no CUDA device is available",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA"),
         ),
     ],
 )
