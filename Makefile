@@ -18,19 +18,16 @@ JOBS ?= 2
 # The perceptual metrics' extra (vc.perceptual; the evaluation skips a metric whose packages are missing) and
 # the HiFi-GAN extra (the pretrained vocoder of the log-mel systems). resemblyzer 0.1.4 goes in with
 # --no-deps: it requires `webrtcvad` (a source build) and the obsolete `typing` backport; the extra's
-# webrtcvad-wheels provides the same module prebuilt. --no-compile: pip byte-compiles every file of every
-# package it installs (torch alone has thousands); Python compiles the modules actually imported on first use
-# instead. Measured on 2 cores: the install takes 86 s instead of 160 s.
-PIP_INSTALL := $(BIN)/python -m pip install --quiet --no-compile
+# webrtcvad-wheels provides the same module prebuilt.
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
-	$(PIP_INSTALL) $(PIP_INDEX) -c constraints.txt -e ".[espeak,metrics,hifigan]"
-	$(PIP_INSTALL) --no-deps -c constraints.txt resemblyzer==0.1.4
+	$(BIN)/python -m pip install --quiet $(PIP_INDEX) -c constraints.txt -e ".[espeak,metrics,hifigan]"
+	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt resemblyzer==0.1.4
 	touch $@
 
 # The dev tools.
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(PIP_INSTALL) -c constraints.txt -e ".[espeak,metrics,hifigan,dev]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[espeak,metrics,hifigan,dev]"
 	touch $@
 
 ## Run the whole pipeline (dvc repro) on the embedded default corpus.
