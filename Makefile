@@ -15,20 +15,31 @@ JOBS ?= 2
 
 .PHONY: repro test lint schema bench ui queue tracking-init clean-venv ci-report
 
+# Python writes the bytecode of what it imports into the venv (and __pycache__/, ignored by git and DVC) even
+# where the shell sets PYTHONDONTWRITEBYTECODE: pip installs with --no-compile (half the install time: it
+# would compile every file of torch, imported or not), so each module is compiled once, on first import,
+# instead of in every one of the pipeline's and the tests' processes.
+unexport PYTHONDONTWRITEBYTECODE
+PIP_INSTALL = $(BIN)/python -m pip install --quiet --no-compile $(PIP_INDEX) -c constraints.txt
+VENV_CREATE = test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+
 # The perceptual metrics' extra (vc.perceptual; the evaluation skips a metric whose packages are missing) and
 # the HiFi-GAN extra (the pretrained vocoder of the log-mel systems). resemblyzer 0.1.4 goes in with
 # --no-deps: it requires `webrtcvad` (a source build) and the obsolete `typing` backport; the extra's
 # webrtcvad-wheels provides the same module prebuilt.
+EXTRAS := espeak,metrics,hifigan
 $(VENV)/.installed: pyproject.toml constraints.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet $(PIP_INDEX) -c constraints.txt -e ".[espeak,metrics,hifigan]"
-	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt resemblyzer==0.1.4
+	$(VENV_CREATE)
+	$(PIP_INSTALL) -e ".[$(EXTRAS)]"
+	$(PIP_INSTALL) --no-deps resemblyzer==0.1.4
 	touch $@
 
-# The dev tools.
-$(VENV)/.installed-dev: $(VENV)/.installed
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[espeak,metrics,hifigan,dev]"
-	touch $@
+# The same with the dev tools, in one pip run (one dependency resolution, not two, on a fresh clone).
+$(VENV)/.installed-dev: pyproject.toml constraints.txt
+	$(VENV_CREATE)
+	$(PIP_INSTALL) -e ".[$(EXTRAS),dev]"
+	$(PIP_INSTALL) --no-deps resemblyzer==0.1.4
+	touch $(VENV)/.installed $@
 
 ## Run the whole pipeline (dvc repro) on the embedded default corpus.
 repro: $(VENV)/.installed
