@@ -1,18 +1,24 @@
 """Bad and unusual files in a real-layout corpus, end to end through DVC: with `corpus.on_bad_file: skip`
 they are skipped by whichever stage meets them and listed in the manifest and the report, with no
-traceback anywhere; with `error`, the first stage that meets one stops with the file's name."""
+traceback anywhere; with `error`, the first stage that meets one stops with the file's name.
+
+The `skip` project is also the end-to-end test of a real MLflow tracking server (HTTP transport, artifacts
+stored by the server) and of two training seeds: one pipeline run, minutes on two cores, serves all three.
+"""
 
 from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-from conftest import make_project_copy, project_env, speaker_utterance, sys_bin, write_wav
+from conftest import make_project_copy, mlflow_server, project_env, speaker_utterance, sys_bin, write_wav
 
 pytestmark = pytest.mark.slow
 
@@ -59,7 +65,7 @@ def messy_corpus(root: Path, *, bad: bool = True, unvoiced: bool = True) -> dict
     return expected
 
 
-def _project(tmp_path: Path, corpus: Path, on_bad_file: str) -> Path:
+def _project(tmp_path: Path, corpus: Path, on_bad_file: str, seeds: tuple[int, ...] = (0,)) -> Path:
     return make_project_copy(
         tmp_path / "project",
         {
@@ -78,24 +84,46 @@ def _project(tmp_path: Path, corpus: Path, on_bad_file: str) -> Path:
             "baselines": ["source", "mean-var", "copy-synthesis"],  # HiFi-GAN's: test_pipeline
             "evaluate": {"workers": 2, "perceptual": ["speaker"]},
             "experiments": {"stargan-vc2": {}},
-            "seeds": [0],
+            "seeds": list(seeds),
         },
     )
 
 
-def _repro(project: Path) -> subprocess.CompletedProcess:
+def _repro(project: Path, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys_bin("dvc"), "repro"], cwd=project, env=project_env(), capture_output=True, text=True, timeout=900
+        [sys_bin("dvc"), "repro"],
+        cwd=project,
+        env=project_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
 
 
-def test_skipped_files_flow_through_every_stage_to_the_report(tmp_path: Path) -> None:
-    expected = messy_corpus(tmp_path / "corpus")
-    project = _project(tmp_path, tmp_path / "corpus", "skip")
-    result = _repro(project)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-5000:]
-    assert "Traceback" not in output
+class SkipRun(NamedTuple):
+    project: Path
+    output: str  # DVC's stdout and stderr
+    expected: dict[str, str]  # messy_corpus's outcomes
+    server: str  # the tracking server's URL
+    store: Path  # the server's backend and artifact store
+
+
+@pytest.fixture(scope="module")
+def skipping(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SkipRun]:
+    """The messy corpus with ``on_bad_file: skip`` and two seeds, reproduced against a tracking server."""
+    root = tmp_path_factory.mktemp("skip")
+    with mlflow_server(root / "server") as url:
+        expected = messy_corpus(root / "corpus")
+        project = _project(root, root / "corpus", "skip", seeds=(0, 1))
+        result = _repro(project, MLFLOW_TRACKING_URI=url)
+        output = result.stdout + result.stderr
+        assert result.returncode == 0, output[-5000:]
+        yield SkipRun(project, output, expected, url, root / "server")
+
+
+def test_skipped_files_flow_through_every_stage_to_the_report(skipping: SkipRun) -> None:
+    project, expected = skipping.project, skipping.expected
+    assert "Traceback" not in skipping.output
     manifest = pd.read_csv(project / "data/corpus/manifest.csv", keep_default_na=False)
     index = pd.read_csv(project / "data/features/index.csv", keep_default_na=False)
     report = (project / "reports/report.md").read_text()
@@ -112,7 +140,35 @@ def test_skipped_files_flow_through_every_stage_to_the_report(tmp_path: Path) ->
             assert row["status"].iloc[0] == "skipped" and outcome in row["note"].iloc[0], name
             assert name in report, name
     metrics = json.loads((project / "reports/metrics.json").read_text())
-    assert metrics["stargan-vc2"]["n"] == 4  # 2 ordered pairs x 2 test sentences
+    assert metrics["stargan-vc2"]["n"] == 8  # 2 ordered pairs x 2 test sentences x 2 seeds
+    # the seed spread: the SD of the two trainings' mean MCDs, as each seed's evaluation scored them
+    means = [
+        pd.read_csv(project / f"eval/experiments/stargan-vc2/seed-{seed}/scores.csv")["mcd_db"].mean()
+        for seed in (0, 1)
+    ]
+    assert metrics["stargan-vc2"]["seeds"] == 2
+    assert metrics["stargan-vc2"]["mcd_db_seed_sd"] == pytest.approx(np.std(means, ddof=1), abs=1e-4)
+
+
+def test_pipeline_against_a_tracking_server(skipping: SkipRun, tmp_path: Path) -> None:
+    project, url, store = skipping.project, skipping.server, skipping.store
+    assert not (project / "mlflow.db").exists() and not (project / "mlartifacts").exists()
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(url)
+    exp = client.get_experiment_by_name("pipeline-test")
+    runs = {r.info.run_name: r for r in client.search_runs([exp.experiment_id])}
+    expected = {"stargan-vc2/seed-0", "stargan-vc2/seed-1", "baseline:source", "baseline:mean-var"}
+    assert expected | {"baseline:copy-synthesis"} <= set(runs)
+    for seed in (0, 1):
+        run = runs[f"stargan-vc2/seed-{seed}"]
+        assert run.info.status == "FINISHED" and {"g/cyc", "eval/mcd_db"} <= set(run.data.metrics)
+        assert run.data.params["train.seed"] == str(seed)
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "g/cyc")] == [2, 4, 6]
+    config = client.download_artifacts(run.info.run_id, "model/config.json", str(tmp_path / "dl"))
+    assert json.loads(Path(config).read_text())["experiment"]["name"] == "stargan-vc2"
+    assert len(list((store / "artifacts").rglob("generator.pt"))) == 2  # stored by the server, not the client
 
 
 def test_error_stops_at_the_first_stage_that_meets_a_bad_file(tmp_path: Path) -> None:

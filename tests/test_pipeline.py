@@ -49,13 +49,13 @@ def test_repro_writes_every_stage_and_the_report(project: Path) -> None:
     report = (project / "reports/report.md").read_text()
     metrics = json.loads((project / "reports/metrics.json").read_text())
     assert set(metrics) == SYSTEMS and all(f"| {name} |" in report for name in SYSTEMS)
-    # 3 pairs (a cycle over 3 speakers), 2 test sentences: distinct items per system (trained: 2 seeds); the
-    # cycle's 3 pairs are 3 unordered pairs (source) with 3 targets (copy-synthesis)
-    n = {"stargan-vc2": 12, "stargan-vc2-mel": 12, "mean-var": 6, "source": 6, "copy-synthesis": 6}
+    # 3 pairs (a cycle over 3 speakers), 2 test sentences: distinct items per system (trained: 1 seed; two in
+    # test_bad_input); the cycle's 3 pairs are 3 unordered pairs (source) with 3 targets (copy-synthesis)
+    n = {"stargan-vc2": 6, "stargan-vc2-mel": 6, "mean-var": 6, "source": 6, "copy-synthesis": 6}
     n |= {"mean-var-mel": 6, "copy-synthesis-hifigan": 6}
     assert {name: m["n"] for name, m in metrics.items()} == n
     assert all(math.isfinite(m["mcd_db"]) for m in metrics.values())
-    assert metrics["stargan-vc2"]["seeds"] == 2 and "mcd_db_minus_source" in metrics["stargan-vc2"]
+    assert metrics["stargan-vc2"]["seeds"] == 1 and "mcd_db_minus_source" in metrics["stargan-vc2"]
     assert "mcd_db_minus_stargan-vc2" in metrics["stargan-vc2-mel"]
     # both vocoders' floors: analysis-synthesis of the target beats the untouched source voice
     assert metrics["copy-synthesis"]["mcd_db"] < metrics["source"]["mcd_db"]
@@ -115,9 +115,7 @@ def test_mlflow_holds_each_experiment_with_training_and_evaluation(project: Path
         assert len(run.data.tags["vc.perceptual.intelligibility.sha256"]) == 64
     assert any(k.startswith("system/") for k in run.data.metrics)
     assert run.data.params["train.lambdas.id"] == "5.0" and run.data.params["experiment"] == "stargan-vc2"
-    assert (
-        run.data.params["train.seed"] == "0" and runs["stargan-vc2/seed-1"].data.params["train.seed"] == "1"
-    )
+    assert run.data.params["train.seed"] == "0" and "stargan-vc2/seed-1" not in runs
     assert run.data.tags["mlflow.source.git.commit"]
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"model", "eval", "samples", "losses.tsv"} <= artifacts
@@ -136,7 +134,7 @@ def test_code_change_marks_the_stages_that_run_it_changed(project: Path, tmp_pat
     with (copy / "vc/features/world.py").open("a") as f:
         f.write("\n# an edit to the WORLD analysis code\n")
     changed = set(json.loads(dvc(copy, "status", "--json").stdout))
-    evaluation = {"references", "baselines", "evaluate@stargan-vc2-0", "evaluate@stargan-vc2-mel-1"}
+    evaluation = {"references", "baselines", "evaluate@stargan-vc2-0", "evaluate@stargan-vc2-mel-0"}
     assert evaluation | {"features", "stats", "train@stargan-vc2-0", "report"} <= changed, changed
     assert "corpus" not in changed  # it never runs that module
 
@@ -167,26 +165,21 @@ def test_queued_experiments_on_two_workers_all_land_in_mlflow(project: Path) -> 
     for name in names:  # the queue's log says which stages ran: those of the changed experiment only
         logs = dvc(project, "queue", "logs", name).stdout
         ran = set(re.findall(r"Running stage '([^']+)'", logs))
-        expected = {
-            f"{stage}@stargan-vc2-{seed}" for stage in ("train", "convert", "evaluate") for seed in (0, 1)
-        }
+        expected = {f"{stage}@stargan-vc2-0" for stage in ("train", "convert", "evaluate")}
         assert ran == expected | {"report"}, logs[-3000:]
     client = mlflow_client(project)
+    learning_rates = {}
     for name in names:
         runs = runs_of(project, f"tags.`dvc.exp_name` = '{name}' and tags.`vc.stage` = 'train'")
-        assert {r.info.run_name for r in runs} == {"stargan-vc2/seed-0", "stargan-vc2/seed-1"}, name
-        for run in runs:
-            assert run.info.status == "FINISHED"
-            assert {"g/cyc", "eval/mcd_db"} <= set(run.data.metrics)
-            assert (
-                len(client.get_metric_history(run.info.run_id, "g/cyc")) == 3
-            )  # every logged step, none lost
-            local = client.download_artifacts(
-                run.info.run_id, "model/config.json", str(project / "dl" / name)
-            )
-            assert json.loads(Path(local).read_text())["experiment"]["name"] == "stargan-vc2"
-        lr = {r.data.params["train.optimizer.lr_g"] for r in runs}
-        assert len(lr) == 1 and lr <= {"0.0003", "0.0001"}
+        assert [r.info.run_name for r in runs] == ["stargan-vc2/seed-0"], name
+        run = runs[0]
+        assert run.info.status == "FINISHED"
+        assert {"g/cyc", "eval/mcd_db"} <= set(run.data.metrics)
+        assert len(client.get_metric_history(run.info.run_id, "g/cyc")) == 3  # every logged step, none lost
+        local = client.download_artifacts(run.info.run_id, "model/config.json", str(project / "dl" / name))
+        assert json.loads(Path(local).read_text())["experiment"]["name"] == "stargan-vc2"
+        learning_rates[name] = run.data.params["train.optimizer.lr_g"]
+    assert sorted(learning_rates.values()) == ["0.0001", "0.0003"]  # each experiment trained with its own
 
 
 def wait_for_queue(project: Path, names: list[str], timeout: float = 900) -> str:
