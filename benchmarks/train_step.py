@@ -25,6 +25,7 @@ import torch
 import yaml
 
 from vc.config import load_params
+from vc.parallel import cpus_per_job
 from vc.training.data import FeatureBank
 from vc.training.trainer import Trainer
 
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--preset", default=None, help="a name under presets: (default: params.yaml's preset)"
     )
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads; 0: CPUs / VC_PARALLEL_JOBS")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--amp", default=None, choices=["none", "bf16"])
     parser.add_argument("--dim", type=int, default=35)
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     from vc.configlib import build, deep_merge, to_dict
 
     exp = build(ExperimentConfig, deep_merge(to_dict(exp), {"train": train}))
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads or cpus_per_job())  # 0: as train.num_threads: 0 (VC_PARALLEL_JOBS)
     rng = np.random.default_rng(0)
     crop = exp.train.crop_frames
     feats = {f"s{i}": [rng.standard_normal((crop * 4, args.dim)) for _ in range(4)] for i in range(4)}
