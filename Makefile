@@ -28,17 +28,20 @@ VENV_CREATE = test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m v
 # --no-deps: it requires `webrtcvad` (a source build) and the obsolete `typing` backport; the extra's
 # webrtcvad-wheels provides the same module prebuilt.
 EXTRAS := espeak,metrics,hifigan
-$(VENV)/.installed: pyproject.toml constraints.txt
+define install
 	$(VENV_CREATE)
-	$(PIP_INSTALL) -e ".[$(EXTRAS)]"
+	$(PIP_INSTALL) -e ".[$(1)]"
 	$(PIP_INSTALL) --no-deps resemblyzer==0.1.4
+endef
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(call install,$(EXTRAS))
 	touch $@
 
 # The same with the dev tools, in one pip run (one dependency resolution, not two, on a fresh clone).
+DEV_EXTRAS := $(EXTRAS),dev
 $(VENV)/.installed-dev: pyproject.toml constraints.txt
-	$(VENV_CREATE)
-	$(PIP_INSTALL) -e ".[$(EXTRAS),dev]"
-	$(PIP_INSTALL) --no-deps resemblyzer==0.1.4
+	$(call install,$(DEV_EXTRAS))
 	touch $(VENV)/.installed $@
 
 ## Run the whole pipeline (dvc repro) on the embedded default corpus.

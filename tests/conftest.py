@@ -289,12 +289,14 @@ def runs_of(project: Path, filter_string: str = "") -> list:
     return client.search_runs([exp.experiment_id], filter_string=filter_string, max_results=1000)
 
 
+def git(project: Path, *args: str) -> str:
+    """``git <args>`` in ``project``; its stdout."""
+    return subprocess.run(["git", *args], cwd=project, check=True, capture_output=True, text=True).stdout
+
+
 def git_commit_all(project: Path, message: str) -> None:
-    for cmd in (
-        ["git", "add", "-A"],
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", message],
-    ):
-        subprocess.run(cmd, cwd=project, check=True, capture_output=True)
+    git(project, "add", "-A")
+    git(project, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", message)
 
 
 @contextlib.contextmanager
@@ -325,9 +327,8 @@ def mlflow_server(store: Path) -> Iterator[str]:
         deadline = time.time() + 120
         while True:
             try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
+                with urllib.request.urlopen(f"{url}/health", timeout=2):
+                    break  # urlopen raises HTTPError (an OSError) for an error status
             except OSError:
                 if time.time() > deadline:
                     raise RuntimeError("mlflow server did not start") from None

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
-from conftest import dvc, git_commit_all, make_project_copy, mlflow_client, project_env, runs_of, sys_bin
+from conftest import dvc, git, git_commit_all, make_project_copy, mlflow_client, project_env, runs_of, sys_bin
 
 from vc.perceptual import missing_packages
 
@@ -81,13 +81,7 @@ def test_repro_writes_every_stage_and_the_report(project: Path) -> None:
         assert "## Perceptual metrics" in report and "| natural recordings | reference |" in report
     shown = dvc(project, "metrics", "show", "--json").stdout
     assert "mcd_db" in shown
-    status = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=all"],
-        cwd=project,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
+    status = git(project, "status", "--porcelain", "--untracked-files=all")
     for_git = {line[3:] for line in status.splitlines()}  # data, models and MLflow stores are ignored
     assert {p for p in for_git if not p.startswith("reports/")} == {"dvc.lock"}, for_git
 
@@ -193,13 +187,7 @@ def wait_for_queue(project: Path, names: list[str], timeout: float = 900) -> str
     asked = time.time()
     status = ""
     while time.time() < deadline:
-        refs = subprocess.run(
-            ["git", "for-each-ref", "--format=%(refname)", "refs/exps"],
-            cwd=project,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.split()
+        refs = git(project, "for-each-ref", "--format=%(refname)", "refs/exps").split()
         if set(names) <= {ref.rsplit("/", 1)[-1] for ref in refs} or time.time() - asked > 30:
             status = dvc(project, "queue", "status").stdout
             if all(word not in status for word in ("Queued", "Running")):
