@@ -4,12 +4,17 @@
     python -m benchmarks.train_step --preset paper --threads 1
     python -m benchmarks.train_step --preset paper --device cuda --amp bf16
     python -m benchmarks.train_step --profile 5        # torch.profiler: where one iteration's time goes
+    python -m benchmarks.train_step --roofline         # arithmetic per iteration against the matmul peak
 
 Batch 8 (``train.batch_size``), 35 x 128 features (``--dim``, ``train.crop_frames``), identity term on.
 Prints the median and min seconds per iteration over ``--iters`` timed iterations after ``--warmup``,
 CPU-seconds per iteration (process CPU time; equals wall time single-threaded), iterations per second and
 peak memory (RSS; and CUDA peak allocation on a GPU). ``--profile N`` then profiles N more iterations with
 :mod:`torch.profiler` and prints the operators (grouped by input shape) that take the most self time.
+``--roofline`` counts one iteration's arithmetic (:class:`torch.utils.flop_counter.FlopCounterMode`:
+convolutions and matrix products, forward and backward; element-wise work is not counted) and sets the
+achieved rate against a large matrix product in the training dtype on the same device and threads: the
+fastest this machine multiplies, so ``seconds at peak`` is a floor no kernel tuning can go below.
 """
 
 from __future__ import annotations
@@ -47,6 +52,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--profile", type=int, default=0, help="profile this many more iterations")
     parser.add_argument("--rows", type=int, default=25, help="operators to list with --profile")
+    parser.add_argument(
+        "--roofline", action="store_true", help="count FLOPs per iteration, compare with the matmul peak"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level="INFO", format="%(message)s")
 
@@ -116,8 +124,59 @@ def main(argv: list[str] | None = None) -> None:
     log.info("peak RSS: %.2f GB", rss_gb)
     if args.device == "cuda":
         log.info("peak CUDA memory: %.2f GB", torch.cuda.max_memory_allocated() / 2**30)
+    if args.roofline:
+        dtype = torch.bfloat16 if exp.train.amp == "bf16" else torch.float32
+        roofline(trainer, float(np.median(times)), dtype)
     if args.profile:
         profile_steps(trainer, args.profile, args.rows, cuda=args.device == "cuda")
+
+
+def roofline(trainer: Trainer, seconds: float, dtype: torch.dtype, size: int = 2048) -> None:
+    """Log one iteration's FLOPs, the rate ``seconds`` per iteration implies and the ``size``-square
+    matmul rate in ``dtype`` on the trainer's device (the same torch threads)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        trainer.train_step()
+    flops = counter.get_total_flops()
+    device = trainer.device
+    a = torch.randn(size, size, dtype=dtype, device=device)
+    b = torch.randn(size, size, dtype=dtype, device=device)
+    rates = []
+    for _ in range(6):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        rates.append(2 * size**3 / (time.perf_counter() - t0))
+    peak = max(rates[1:])  # the first call pays for setup
+    if device.type == "cpu":
+        # oneDNN multiplies bf16 on AMX tiles where the processor has them, several times faster than AVX-512
+        features = {"AVX-512 BF16": "_is_avx512_bf16_supported", "AMX tiles": "_is_amx_tile_supported"}
+        log.info(
+            "CPU: %s",
+            ", ".join(
+                f"{name} {'yes' if getattr(torch.cpu, fn, lambda: False)() else 'no'}"
+                for name, fn in features.items()
+            ),
+        )
+    achieved = flops / seconds
+    log.info(
+        "arithmetic: %.4f TFLOP per iteration (convolutions and matmuls, forward and backward)", flops / 1e12
+    )
+    log.info(
+        "achieved %.0f GFLOP/s; %s %dx%d matmul here: %.0f GFLOP/s; the iteration runs at %.0f%% of it "
+        "(seconds per iteration at that rate: %.3f)",
+        achieved / 1e9,
+        str(dtype).removeprefix("torch."),
+        size,
+        size,
+        peak / 1e9,
+        100 * achieved / peak,
+        flops / peak,
+    )
 
 
 def profile_steps(trainer: Trainer, iterations: int, rows: int, *, cuda: bool) -> None:
