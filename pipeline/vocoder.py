@@ -70,15 +70,20 @@ def load_waves(corpus: Path, rows) -> list[np.ndarray]:
     return waves
 
 
-def fingerprint(cfg: VocoderConfig, base: dict[str, str], audio: list[np.ndarray]) -> str:
+def fingerprint(
+    cfg: VocoderConfig, base: dict[str, str], train: list[np.ndarray], validation: list[np.ndarray]
+) -> str:
     """Hash of what fine-tuning depends on: its params (not the operational ones), the base checkpoint, the
-    training audio and the code this stage runs."""
+    training and validation audio (each clip's samples and length, so clips split, joined or moved between
+    the two lists give another hash) and the code this stage runs."""
     finetune = to_dict(cfg.finetune)
     for key in OPERATIONAL:
         finetune.pop(key)
-    h = hashlib.sha256(json.dumps({"finetune": finetune, "base": base}, sort_keys=True).encode())
-    for wave in audio:
-        h.update(wave.tobytes())
+    lengths = {"train": [len(w) for w in train], "validation": [len(w) for w in validation]}
+    header = {"finetune": finetune, "base": base, "samples": lengths}
+    h = hashlib.sha256(json.dumps(header, sort_keys=True).encode())
+    for wave in (*train, *validation):
+        h.update(np.ascontiguousarray(wave, dtype=np.float32).tobytes())
     hash_code(h, "pipeline.vocoder")
     return h.hexdigest()
 
@@ -104,13 +109,14 @@ def main(args: argparse.Namespace) -> None:
     params = read_params(args.params)
     cfg = params.vocoder_config()
     out = Path(args.out)
-    base = base_checkpoint(cfg)
     if cfg.finetune.iterations == 0:
+        base = base_checkpoint(cfg)
         out.mkdir(parents=True, exist_ok=True)
         write_pretrained_manifest(out, {"generator": cfg.generator, "base": base})
         log.info("vocoder.finetune.iterations is 0: conversion uses the pretrained %s", base["source"])
         return
     relaunch_with_torchrun_if_asked("pipeline.vocoder")
+    base = base_checkpoint(cfg)  # after the relaunch: the launcher process does not hash the checkpoint
 
     corpus = Path(args.corpus)
     manifest, index = read_manifest(corpus / "manifest.csv"), read_index(args.features)
@@ -133,7 +139,7 @@ def main(args: argparse.Namespace) -> None:
         WaveBank(waves, cfg.finetune.segment_samples),
         Path(args.checkpoints),
         validation=held_out,
-        fingerprint=fingerprint(cfg, base, waves + held_out),
+        fingerprint=fingerprint(cfg, base, waves, held_out),
         dist=dist,
         on_log=(lambda step, row: tracker.log_metrics(row, step)) if tracker else None,
     )

@@ -223,10 +223,15 @@ def test_stage_fingerprint_follows_params_base_and_audio_but_not_operational_key
 
     base = {"sha256": "a", "generator": "v1", "source": "x"}
     audio = waves()
-    ref = fingerprint(VocoderConfig(), base, audio)
-    assert ref == fingerprint(VocoderConfig(), base, audio)
+    train, validation = audio[:-1], audio[-1:]
+    ref = fingerprint(VocoderConfig(), base, train, validation)
+    assert ref == fingerprint(VocoderConfig(), base, [w.copy() for w in train], validation)
     operational = VocoderConfig(finetune={"log_every": 7, "checkpoint_every": 9, "device": "cpu"})
-    assert fingerprint(operational, base, audio) == ref  # how it runs, not what it computes
-    assert fingerprint(VocoderConfig(finetune={"lr_g": 2e-4}), base, audio) != ref
-    assert fingerprint(VocoderConfig(), {**base, "sha256": "b"}, audio) != ref
-    assert fingerprint(VocoderConfig(), base, [audio[0] * 0.5, *audio[1:]]) != ref
+    assert fingerprint(operational, base, train, validation) == ref  # how it runs, not what it computes
+    assert fingerprint(VocoderConfig(finetune={"lr_g": 2e-4}), base, train, validation) != ref
+    assert fingerprint(VocoderConfig(), {**base, "sha256": "b"}, train, validation) != ref
+    assert fingerprint(VocoderConfig(), base, [train[0] * 0.5, *train[1:]], validation) != ref
+    # the same samples in other clips: a clip moved to validation, two clips joined into one
+    assert fingerprint(VocoderConfig(), base, audio[:-2], audio[-2:]) != ref
+    joined = [np.concatenate(train[:2]), *train[2:]]
+    assert fingerprint(VocoderConfig(), base, joined, validation) != ref
