@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from vc.config import load_params  # noqa: E402
 from vc.configlib import deep_merge  # noqa: E402
-from vc.report import check_report  # noqa: E402
+from vc.report.build import check_report  # noqa: E402
 
 log = logging.getLogger("ci.report")
 

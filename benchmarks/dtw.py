@@ -1,4 +1,4 @@
-"""Time `vc.metrics.dtw_path` and `vc.metrics.mcd` on utterance-sized random frames.
+"""Time `vc.evaluation.metrics.dtw_path` and `vc.evaluation.metrics.mcd` on utterance-sized random frames.
 
 Run as ``python -m benchmarks.dtw``. The first call of each size is a warm-up (numba JIT and cache load) and
 is not counted.
@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from vc.metrics import dtw_path, mcd
+from vc.evaluation.metrics import dtw_path, mcd
 
 logger = logging.getLogger("benchmarks.dtw")
 

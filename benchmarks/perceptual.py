@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
-    from vc.perceptual import intelligibility, naturalness, speaker
+    from vc.evaluation.perceptual import intelligibility, naturalness, speaker
 
     torch.set_num_threads(args.threads)
     wavs, sr = _espeak_corpus(args.espeak) if args.espeak else _load_wavs(args.wav_dir, args.limit)

@@ -29,15 +29,16 @@ import numpy as np
 import torch
 import yaml
 
-from vc.config import load_params
+from vc.config import ExperimentConfig, load_params
+from vc.configlib import build, deep_merge, to_dict
 from vc.parallel import cpus_per_job
-from vc.training.data import FeatureBank
-from vc.training.trainer import Trainer
+from vc.stargan.data import FeatureBank
+from vc.stargan.trainer import Trainer
 
 log = logging.getLogger("benchmarks.train_step")
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--experiment", default="stargan-vc2")
@@ -55,9 +56,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--roofline", action="store_true", help="count FLOPs per iteration, compare with the matmul peak"
     )
-    args = parser.parse_args(argv)
-    logging.basicConfig(level="INFO", format="%(message)s")
+    return parser.parse_args(argv)
 
+
+def build_experiment(args: argparse.Namespace) -> ExperimentConfig:
+    """The experiment of ``--params``/``--preset`` with a training section that never ends or checkpoints."""
     raw = yaml.safe_load(Path(args.params).read_text())
     if args.preset is not None:
         raw["preset"] = args.preset
@@ -71,27 +74,36 @@ def main(argv: list[str] | None = None) -> None:
     }
     if args.amp:
         train["amp"] = args.amp
-    from vc.config import ExperimentConfig
-    from vc.configlib import build, deep_merge, to_dict
+    return build(ExperimentConfig, deep_merge(to_dict(exp), {"train": train}))
 
-    exp = build(ExperimentConfig, deep_merge(to_dict(exp), {"train": train}))
-    torch.set_num_threads(args.threads or cpus_per_job())  # 0: as train.num_threads: 0 (VC_PARALLEL_JOBS)
+
+def build_trainer(exp: ExperimentConfig, dim: int) -> Trainer:
+    """The real Trainer on random features: 4 speakers x 4 utterances of 4 crops each."""
     rng = np.random.default_rng(0)
     crop = exp.train.crop_frames
-    feats = {f"s{i}": [rng.standard_normal((crop * 4, args.dim)) for _ in range(4)] for i in range(4)}
-    trainer = Trainer(exp, FeatureBank(feats, list(feats), crop), Path("/nonexistent"), progress=False)
+    feats = {f"s{i}": [rng.standard_normal((crop * 4, dim)) for _ in range(4)] for i in range(4)}
+    return Trainer(exp, FeatureBank(feats, list(feats), crop), Path("/nonexistent"), progress=False)
 
+
+def time_iterations(trainer: Trainer, iters: int, warmup: int) -> tuple[list[float], list[float]]:
+    """Wall and process-CPU seconds of each of ``iters`` iterations after ``warmup`` untimed ones."""
+    cuda = trainer.device.type == "cuda"
     times, cpu = [], []
-    for i in range(args.warmup + args.iters):
-        if args.device == "cuda":
+    for i in range(warmup + iters):
+        if cuda:
             torch.cuda.synchronize()
         w0, c0 = time.perf_counter(), time.process_time()
         trainer.train_step()
-        if args.device == "cuda":
+        if cuda:
             torch.cuda.synchronize()
-        if i >= args.warmup:
+        if i >= warmup:
             times.append(time.perf_counter() - w0)
             cpu.append(time.process_time() - c0)
+    return times, cpu
+
+
+def log_timing(trainer: Trainer, args: argparse.Namespace, times: list[float], cpu: list[float]) -> None:
+    exp = trainer.exp
     g = exp.model.generator
     rss_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     params_m = sum(p.numel() for m in trainer.state.modules().values() for p in m.parameters()) / 1e6
@@ -107,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
         "input: batch %d x %d x %d frames; device %s; torch threads %d; amp %s",
         exp.train.batch_size,
         args.dim,
-        crop,
+        exp.train.crop_frames,
         args.device,
         torch.get_num_threads(),
         exp.train.amp,
@@ -124,6 +136,16 @@ def main(argv: list[str] | None = None) -> None:
     log.info("peak RSS: %.2f GB", rss_gb)
     if args.device == "cuda":
         log.info("peak CUDA memory: %.2f GB", torch.cuda.max_memory_allocated() / 2**30)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level="INFO", format="%(message)s")
+    exp = build_experiment(args)
+    torch.set_num_threads(args.threads or cpus_per_job())  # 0: as train.num_threads: 0 (VC_PARALLEL_JOBS)
+    trainer = build_trainer(exp, args.dim)
+    times, cpu = time_iterations(trainer, args.iters, args.warmup)
+    log_timing(trainer, args, times, cpu)
     if args.roofline:
         dtype = torch.bfloat16 if exp.train.amp == "bf16" else torch.float32
         roofline(trainer, float(np.median(times)), dtype)

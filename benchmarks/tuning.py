@@ -22,19 +22,21 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.common import read_params
+from vc.baselines import mean_var_convert
 from vc.config import ExperimentConfig
 from vc.configlib import build, deep_merge, to_dict
-from vc.conversion import convert_features, mean_var_convert, vocode
+from vc.conversion import convert_features, vocode
 from vc.corpus.build import read_manifest
-from vc.evaluation import analyze_wav_for_eval, evaluation_plan, score_system, usable_utterances
+from vc.corpus.selection import evaluation_plan, usable_utterances
+from vc.evaluation.recipe import analyze_wav_for_eval, score_system
 from vc.features.extract import load_corpus_features, read_index
 from vc.features.stats import FeatureStats
 from vc.features.world import load_features
 from vc.io import write_wav
-from vc.model_store import TrainedModel
+from vc.stargan.data import FeatureBank
+from vc.stargan.store import TrainedModel
+from vc.stargan.trainer import Trainer
 from vc.statistics import estimate_metric, paired_difference, verdict
-from vc.training.data import FeatureBank
-from vc.training.trainer import Trainer
 
 log = logging.getLogger("benchmarks.tuning")
 

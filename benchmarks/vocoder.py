@@ -20,9 +20,9 @@ import numpy as np
 import torch
 
 from vc.audio import resample, to_mono
+from vc.features.mel import HIFIGAN_22K, log_mel
 from vc.io import read_audio
 from vc.vocoders.hifigan import load_pretrained, vocode
-from vc.vocoders.mel import HIFIGAN_22K, log_mel
 
 log = logging.getLogger("benchmarks.vocoder")
 

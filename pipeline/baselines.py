@@ -1,16 +1,7 @@
-"""Stage `baselines`: the floor and ceiling every experiment is framed by, scored by the same recipe on the
-same held-out sentences, each distinct item once (:data:`vc.statistics.UNITS`):
-
-- ``source``: no conversion (the source's utterance against the target's utterance of the same sentence),
-  counted once per unordered speaker pair and sentence (A->B and B->A compare the same two wavs); its rows
-  hold both directions, since a perceptual metric of A's recording (similarity to B) is not symmetric;
-- ``mean-var``: per-speaker mel-cepstral mean/variance matching plus the log-Gaussian F0 transform, per
-  ordered pair and sentence; ``mean-var-mel``: the same matching of the log-mel bins, through HiFi-GAN;
-- ``copy-synthesis``: the target analysed and resynthesised by WORLD (the vocoder's floor), once per target
-  speaker and sentence; ``copy-synthesis-hifigan``: the target's log-mel through HiFi-GAN (the neural floor).
-
-The perceptual metrics score each baseline's wavs too (:mod:`vc.perceptual.scoring`); ``source`` takes the
-natural recordings' values from the references stage. Wavs are written at the corpus's sample rate.
+"""Stage `baselines`: the floor and ceiling every experiment is framed by (:data:`vc.baselines.BASELINES`),
+made and scored by the same recipe on the same held-out sentences, each distinct item once. ``source``
+takes the natural recordings' perceptual values from the references stage. Wavs are written at the corpus's
+sample rate.
 """
 
 from __future__ import annotations
@@ -19,114 +10,97 @@ import argparse
 import logging
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from pipeline.common import read_params, repo_root, run
+from pipeline.common import read_params, run
 from vc.audio import resample
-from vc.config import VocoderConfig
-from vc.conversion import mean_var_convert, mean_var_mel, vocode
+from vc.baselines import Baseline, BaselineInputs, baseline, wav_relpath
+from vc.config import Params
 from vc.corpus.build import read_manifest
-from vc.evaluation import (
-    evaluation_plan,
-    system_summary,
-    usable_utterances,
-    write_system_results,
-)
-from vc.features.extract import mel_path, read_index
+from vc.corpus.selection import evaluation_plan, usable_utterances
+from vc.evaluation.perceptual.reference import ReferenceMaterial
+from vc.evaluation.registry import summary_line
+from vc.evaluation.score import score_every_metric
+from vc.evaluation.summary import system_summary, write_system_results
+from vc.features.extract import read_index
 from vc.features.stats import FeatureStats
-from vc.features.world import load_features
 from vc.io import atomic_dir, write_wav
-from vc.perceptual.scoring import ReferenceMaterial, score_every_metric
-from vc.statistics import UNITS, distinct_items, with_pair
-from vc.tracking import RunTracker, git_commit, group_tag, log_evaluation
+from vc.layout import perceptual_dir
+from vc.statistics import distinct_items, with_pair
+from vc.tracking import RunTracker, log_evaluation
 from vc.vocoders.store import resolve_vocoder
 
 log = logging.getLogger("pipeline.baselines")
 
 
-def _baseline_wav(
-    name: str,
-    src: str,
-    tgt: str,
-    utt: str,
-    features: Path,
-    stats: FeatureStats,
-    mel_stats: FeatureStats,
-    vocoder: VocoderConfig,
-) -> tuple[np.ndarray, int]:
-    """One baseline waveform and its sample rate."""
-    if name == "copy-synthesis":
-        return vocode(load_features(features / tgt / f"{utt}.npz"), stats), stats.codec.sample_rate
-    if name == "mean-var":
-        feats = mean_var_convert(stats, load_features(features / src / f"{utt}.npz"), src, tgt)
-        return vocode(feats, stats), stats.codec.sample_rate
-    if name == "copy-synthesis-hifigan":
-        mel = np.load(mel_path(features / tgt / f"{utt}.npz"))
-    else:  # mean-var-mel
-        mel = mean_var_mel(mel_stats, np.load(mel_path(features / src / f"{utt}.npz")), src, tgt)
-    return vocode(mel, mel_stats, "hifigan", vocoder), mel_stats.codec.sample_rate
-
-
 def synthesize_baseline(
-    name: str,
-    plan: pd.DataFrame,
-    features: Path,
-    stats: FeatureStats,
-    mel_stats: FeatureStats,
-    vocoder: VocoderConfig,
-    sample_rate: int,
-    folder: Path,
+    entry: Baseline, plan: pd.DataFrame, inputs: BaselineInputs, sample_rate: int, folder: Path
 ) -> pd.DataFrame:
     """Write the baseline's wavs under ``folder`` at ``sample_rate``; return the plan with a ``path`` column
-    ('' for source).
+    ('' where the baseline makes no wav: the recordings themselves are scored).
 
     ``plan`` holds the baseline's items: ``source, target, utt_id`` (for ``source`` every ordered pair,
     with ``pair``).
     """
-    if name == "source":
+    if entry.make_wav is None:
         return plan.assign(path="")
     paths = []
     rows = zip(plan["source"], plan["target"], plan["utt_id"], strict=True)
-    for src, tgt, utt in tqdm(rows, total=len(plan), desc=name, leave=False):
-        rel = Path(tgt) / f"{utt}.wav" if UNITS[name] == "target" else Path(f"{src}__{tgt}") / f"{utt}.wav"
-        wav, rate = _baseline_wav(name, src, tgt, utt, features, stats, mel_stats, vocoder)
+    for src, tgt, utt in tqdm(rows, total=len(plan), desc=entry.name, leave=False):
+        rel = wav_relpath(entry, src, tgt, utt)
+        wav, rate = entry.make_wav(inputs, src, tgt, utt)
         write_wav(folder / rel, resample(wav, rate, sample_rate), sample_rate)
         paths.append(str(folder / rel))
     return plan.assign(path=paths)
 
 
+def _items(entry: Baseline, plan: pd.DataFrame) -> pd.DataFrame:
+    """The baseline's distinct items; a symmetric unit keeps both directions of each pair (a perceptual
+    metric of A's recording, its similarity to B, is not symmetric), with the ``pair`` key."""
+    return with_pair(plan) if entry.unit == "unordered_pair" else distinct_items(plan, entry.unit)
+
+
+def _log_runs(params: Params, params_path: Path, out: Path, summaries: dict[str, dict]) -> None:
+    """One MLflow run per baseline, grouped with the experiments' runs of these params."""
+    for name, summary in summaries.items():
+        tracker = RunTracker.for_stage(
+            params,
+            "baselines",
+            f"baseline:{name}",
+            params_path,
+            kind="baseline",
+            system=name,
+            run_params={"baseline": name},
+            system_metrics=False,
+        )
+        with tracker.terminate_on_exit():
+            log_evaluation(
+                tracker, summary, [(out / name / f, "eval") for f in ("scores.csv", "summary.json")]
+            )
+        log.info("baseline %s: %s", name, summary_line(summary["overall"]))
+
+
 def main(args: argparse.Namespace) -> None:
     params = read_params(args.params)
     stats = FeatureStats.load(args.stats)
-    mel_stats = FeatureStats.load(args.mel_stats)
-    vocoder = resolve_vocoder(params.vocoder_config(), args.vocoder)
+    inputs = BaselineInputs(
+        Path(args.features),
+        stats,
+        FeatureStats.load(args.mel_stats),
+        resolve_vocoder(params.vocoder_config(), args.vocoder),
+    )
     usable = usable_utterances(
         read_manifest(Path(args.corpus) / "manifest.csv"), read_index(args.features), params.convert.split
     )
-    plan = evaluation_plan(
-        usable,
-        stats.speakers,
-        params.convert.pairs,
-        params.convert.max_utterances,
-    )
-    commit = git_commit()
-    group = group_tag(Path(args.params).read_text(), commit)
-    material = ReferenceMaterial.load(Path(args.references) / "perceptual")
+    plan = evaluation_plan(usable, stats.speakers, params.convert.pairs, params.convert.max_utterances)
+    material = ReferenceMaterial.load(perceptual_dir(args.references))
     with atomic_dir(args.converted) as wavs:
         results = {}
         for name in params.baselines:
-            unit = UNITS[name]
+            entry = baseline(name)
             items = synthesize_baseline(
-                name,
-                with_pair(plan) if name == "source" else distinct_items(plan, unit),
-                Path(args.features),
-                stats,
-                mel_stats,
-                vocoder,
-                params.data.sample_rate,
-                wavs / name,
+                entry, _items(entry, plan), inputs, params.data.sample_rate, wavs / name
             )
             scores = score_every_metric(
                 items,
@@ -136,55 +110,24 @@ def main(args: argparse.Namespace) -> None:
                 params.evaluate,
                 workers=params.evaluate.workers,
                 label=name,
-                made_from="target" if unit == "target" else "source",
+                made_from=entry.made_from,
             )
-            summary = system_summary(name, "baseline", scores, params.evaluate, unit)
+            summary = system_summary(name, "baseline", scores, params.evaluate, entry.unit)
             results[name] = (scores, {**summary, "perceptual": material.info()})
     with atomic_dir(args.out) as out:
         for name, (scores, summary) in results.items():
             write_system_results(out / name, summary, scores)
-    for name, (_, summary) in results.items():
-        tracker = RunTracker.start(
-            params.tracking.experiment,
-            f"baseline:{name}",
-            root=repo_root(),
-            tags={
-                "vc.experiment": name,
-                "vc.stage": "baselines",
-                "vc.kind": "baseline",
-                "mlflow.source.git.commit": commit or "",
-            },
-            params={"baseline": name},
-            parent_group=group,
-            system_metrics=False,
-        )
-        with tracker.terminate_on_exit():
-            log_evaluation(
-                tracker,
-                summary,
-                [
-                    (Path(args.out) / name / "scores.csv", "eval"),
-                    (Path(args.out) / name / "summary.json", "eval"),
-                ],
-            )
-        o = summary["overall"]
-        log.info(
-            "baseline %s: MCD %.2f dB [%.2f, %.2f]",
-            name,
-            o["mcd_db"],
-            o["mcd_db_ci_low"],
-            o["mcd_db_ci_high"],
-        )
+    _log_runs(params, Path(args.params), Path(args.out), {n: s for n, (_, s) in results.items()})
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The stage's arguments; dvc.yaml passes every path."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    for name in ("features", "stats", "mel-stats", "corpus", "references", "converted", "out"):
+        parser.add_argument(f"--{name}", required=True)
+    parser.add_argument("--vocoder", required=True, help="the `vocoder` stage's output")
+    return parser
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--features", default="data/features")
-    parser.add_argument("--stats", default="data/stats.json")
-    parser.add_argument("--mel-stats", default="data/stats-mel.json")
-    parser.add_argument("--corpus", default="data/corpus")
-    parser.add_argument("--references", default="eval/references")
-    parser.add_argument("--converted", default="converted/baselines")
-    parser.add_argument("--vocoder", default="models/vocoder", help="the `vocoder` stage's output")
-    parser.add_argument("--out", default="eval/baselines")
-    run(main, parser)
+    run(main, build_parser())

@@ -6,17 +6,27 @@ checkpoint made by other code is stale) and by the test that every stage's ``dep
 code it runs.
 
     python -m pipeline.codedeps pipeline.train      # list the files
+    python -m pipeline.codedeps --dvc               # rewrite every stage's code deps in dvc.yaml
 """
 
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PROJECT_PACKAGES", "ROOT", "hash_code", "import_closure", "module_file"]
+__all__ = [
+    "PROJECT_PACKAGES",
+    "ROOT",
+    "code_deps",
+    "hash_code",
+    "import_closure",
+    "module_file",
+    "rewrite_dvc_yaml",
+]
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT_PACKAGES = ("vc", "pipeline")
@@ -83,6 +93,55 @@ def hash_code(digest: Any, module: str, root: Path = ROOT) -> None:
         digest.update(file.read_bytes())
 
 
+def code_deps(module: str, root: Path = ROOT) -> list[str]:
+    """The import closure of ``module`` as dvc.yaml deps: a package folder whose every source file is in
+    the closure is listed as the folder, other files one by one (package order, then name)."""
+    root = root.resolve()
+    files = {f.relative_to(root) for f in import_closure(module, root)}
+    folders = sorted(
+        {f.parent for f in files if f.parent.parent != Path(".") and f.parent.name != "pipeline"},
+        key=lambda d: len(d.parts),
+    )
+    whole: list[Path] = []
+    for folder in folders:
+        if any(folder.is_relative_to(w) for w in whole):
+            continue
+        if all(f.relative_to(root) in files for f in (root / folder).rglob("*.py")):
+            whole.append(folder)
+    deps = [f for f in files if not any(f.is_relative_to(w) for w in whole)] + whole
+    return sorted((d.as_posix() for d in deps), key=lambda d: (not d.startswith("pipeline/"), d))
+
+
+def rewrite_dvc_yaml(path: Path = ROOT / "dvc.yaml") -> str:
+    """dvc.yaml with each stage's code deps (``pipeline/...``, ``vc/...`` lines of its ``deps:``) replaced
+    by :func:`code_deps` of its entry module; data deps and comments are kept in place."""
+    out: list[str] = []
+    module = None
+    in_deps = False
+    for line in path.read_text(encoding="utf-8").splitlines():
+        stripped = line.strip()
+        found = re.search(r"python -m (pipeline\.\w+)", line)
+        if found:
+            module = found.group(1)
+        if stripped == "deps:":
+            in_deps = True
+            out.append(line)
+            indent = line[: len(line) - len(line.lstrip())] + "  "
+            out += [f"{indent}- {d}" for d in code_deps(module)] if module else []
+            continue
+        if in_deps and stripped.startswith("- "):
+            if stripped[2:].startswith(("pipeline/", "vc/")):
+                continue
+            out.append(line)
+            continue
+        in_deps = False
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
 if __name__ == "__main__":
-    for file in import_closure(sys.argv[1]):
-        sys.stdout.write(f"{file.relative_to(ROOT)}\n")
+    if sys.argv[1:] == ["--dvc"]:
+        (ROOT / "dvc.yaml").write_text(rewrite_dvc_yaml(), encoding="utf-8")
+    else:
+        for file in import_closure(sys.argv[1]):
+            sys.stdout.write(f"{file.relative_to(ROOT)}\n")

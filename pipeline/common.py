@@ -10,11 +10,8 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import yaml
-
-from vc.config import ConfigError, Params, load_params
+from vc.config import Params, load_params_file
 from vc.errors import InputError
 from vc.io import write_text
 
@@ -24,7 +21,6 @@ __all__ = [
     "relaunch_with_torchrun_if_asked",
     "repo_root",
     "run",
-    "run_dir",
     "stop_with_parent",
     "write_losses_tsv",
 ]
@@ -37,24 +33,9 @@ def repo_root() -> Path:
     return Path(os.environ.get("DVC_ROOT") or Path.cwd()).resolve()
 
 
-def run_dir(base: str | Path, experiment: str, seed: int) -> Path:
-    """Where one training run's files live under ``base``: ``<base>/<experiment>/seed-<seed>``."""
-    return Path(base) / experiment / f"seed-{seed}"
-
-
 def read_params(path: str | Path = "params.yaml") -> Params:
     """Parse and validate params.yaml (every section: a typo anywhere stops every stage before work)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError("", f"{path}: no params file")
-    try:
-        data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise ConfigError("", f"{path}: not valid YAML ({err})") from None
-    try:
-        return load_params(data)
-    except ConfigError as err:
-        raise ConfigError(err.key, err.message, source=str(path)) from None
+    return load_params_file(path)
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:

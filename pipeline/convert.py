@@ -14,17 +14,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.common import read_params, run, run_dir
+from pipeline.common import read_params, run
 from vc.audio import resample
 from vc.config import VocoderConfig
 from vc.conversion import convert_features, convert_mel, vocode, vocoder_for
 from vc.corpus.build import read_manifest
-from vc.evaluation import evaluation_plan, usable_utterances
+from vc.corpus.selection import evaluation_plan, usable_utterances
 from vc.features.extract import mel_path, read_index
 from vc.features.world import load_features
 from vc.io import atomic_dir, write_wav
-from vc.model_store import TrainedModel, load_model
+from vc.layout import run_dir
 from vc.parallel import parallel_map
+from vc.stargan.store import TrainedModel, load_model
 from vc.vocoders.store import resolve_vocoder
 
 log = logging.getLogger("pipeline.convert")
@@ -102,13 +103,18 @@ def main(args: argparse.Namespace) -> None:
     )
 
 
-if __name__ == "__main__":
+def build_parser() -> argparse.ArgumentParser:
+    """The stage's arguments; dvc.yaml passes every path."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--experiment", required=True)
     parser.add_argument("--seed", type=int, default=None, help="one of `seeds` (default: the first)")
-    parser.add_argument("--models", default="models")
-    parser.add_argument("--features", default="data/features")
-    parser.add_argument("--corpus", default="data/corpus")
-    parser.add_argument("--vocoder", default="models/vocoder", help="the `vocoder` stage's output")
-    parser.add_argument("--out", default="converted/experiments")
-    run(main, parser)
+    parser.add_argument("--models", required=True, help="the train stages' folder (<experiment>/seed-<seed>)")
+    parser.add_argument("--features", required=True)
+    parser.add_argument("--corpus", required=True)
+    parser.add_argument("--vocoder", required=True, help="the `vocoder` stage's output")
+    parser.add_argument("--out", required=True, help="converted wavs go to <out>/<experiment>/seed-<seed>")
+    return parser
+
+
+if __name__ == "__main__":
+    run(main, build_parser())

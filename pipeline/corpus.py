@@ -20,7 +20,12 @@ def main(args: argparse.Namespace) -> None:
     )
 
 
-if __name__ == "__main__":
+def build_parser() -> argparse.ArgumentParser:
+    """The stage's arguments; dvc.yaml passes every path."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", default="data/corpus")
-    run(main, parser)
+    parser.add_argument("--out", required=True, help="the prepared corpus folder")
+    return parser
+
+
+if __name__ == "__main__":
+    run(main, build_parser())

@@ -11,15 +11,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.common import read_params, repo_root, run, run_dir
-from vc.evaluation import (
-    RecipeAnalysis,
-    analyze_wav_for_eval,
-    system_summary,
-    write_system_results,
-)
-from vc.perceptual.scoring import ReferenceMaterial, score_every_metric
-from vc.plots import plot_mcep_panels
+from pipeline.common import read_params, repo_root, run
+from vc.evaluation.perceptual.reference import ReferenceMaterial
+from vc.evaluation.recipe import RecipeAnalysis, analyze_wav_for_eval
+from vc.evaluation.registry import summary_line
+from vc.evaluation.score import score_every_metric
+from vc.evaluation.summary import system_summary, write_system_results
+from vc.layout import perceptual_dir, run_dir
+from vc.report.plots import plot_mcep_panels
 from vc.tracking import RunTracker, log_evaluation
 
 log = logging.getLogger("pipeline.evaluate")
@@ -64,7 +63,7 @@ def main(args: argparse.Namespace) -> None:
     converted = run_dir(args.converted, exp.name, seed)
     items = pd.read_csv(converted / "index.csv", dtype=str, keep_default_na=False)
     wavs = items.assign(path=[str(converted / p) for p in items["path"]])
-    material = ReferenceMaterial.load(Path(args.references) / "perceptual")
+    material = ReferenceMaterial.load(perceptual_dir(args.references))
     scores = score_every_metric(
         wavs, args.references, material, params.features, params.evaluate, workers=params.evaluate.workers
     )
@@ -96,31 +95,18 @@ def main(args: argparse.Namespace) -> None:
         files += [(figure, "eval")] if figure.is_file() else []
         files += sample_files(items, converted, Path(args.corpus), params.evaluate.samples_to_log)
         log_evaluation(tracker, summary, files)
-    o = summary["overall"]
-    log.info(
-        "%s seed %d: MCD %.2f dB [%.2f, %.2f], log-F0 RMSE %.3f, F0 corr %.3f, MSD %.2f dB (%d utterances)",
-        exp.name,
-        seed,
-        o["mcd_db"],
-        o["mcd_db_ci_low"],
-        o["mcd_db_ci_high"],
-        o["log_f0_rmse"],
-        o["f0_corr"],
-        o["msd_db"],
-        o["n"],
-    )
-    shown = [k for k in ("spk_sim_target", "spk_sim_source", "spk_accuracy", "cer", "dnsmos_ovrl") if k in o]
-    if shown:
-        log.info("%s seed %d: %s", exp.name, seed, ", ".join(f"{k} {o[k]:.3f}" for k in shown))
+    log.info("%s seed %d: %s", exp.name, seed, summary_line(summary["overall"]))
 
 
-if __name__ == "__main__":
+def build_parser() -> argparse.ArgumentParser:
+    """The stage's arguments; dvc.yaml passes every path."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--experiment", required=True)
     parser.add_argument("--seed", type=int, default=None, help="one of `seeds` (default: the first)")
-    parser.add_argument("--converted", default="converted/experiments")
-    parser.add_argument("--references", default="eval/references")
-    parser.add_argument("--models", default="models")
-    parser.add_argument("--corpus", default="data/corpus")
-    parser.add_argument("--out", default="eval/experiments")
-    run(main, parser)
+    for name in ("converted", "references", "models", "corpus", "out"):
+        parser.add_argument(f"--{name}", required=True)
+    return parser
+
+
+if __name__ == "__main__":
+    run(main, build_parser())

@@ -23,13 +23,14 @@ def main(args: argparse.Namespace) -> None:
     )
 
 
-if __name__ == "__main__":
+def build_parser() -> argparse.ArgumentParser:
+    """The stage's arguments; dvc.yaml passes every path."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--corpus", default="data/corpus")
-    parser.add_argument("--out", default="data/features")
-    parser.add_argument(
-        "--timing",
-        default="data/features-timing.json",
-        help="JSON file for the wall time and real-time factor",
-    )
-    run(main, parser)
+    parser.add_argument("--corpus", required=True, help="the corpus stage's folder")
+    parser.add_argument("--out", required=True, help="the features folder")
+    parser.add_argument("--timing", required=True, help="JSON file for the wall time and real-time factor")
+    return parser
+
+
+if __name__ == "__main__":
+    run(main, build_parser())

@@ -2,9 +2,10 @@
 
 - the MCD recipe's analysis of every held-out utterance of ``convert.split``
   (``<out>/<speaker>/<utt>.npz``);
-- the perceptual metrics' reference material (``<out>/perceptual/``, :mod:`vc.perceptual.scoring`): a
-  speaker-similarity centroid per speaker from its training utterances, and the natural recordings' own
-  scores (d-vector, transcript, CER/WER, DNSMOS), with the skipped metrics and the models' provenance.
+- the perceptual metrics' reference material (``<out>/perceptual/``,
+  :mod:`vc.evaluation.perceptual.material`): a speaker-similarity centroid per speaker from its training
+  utterances, and the natural recordings' own scores (d-vector, transcript, CER/WER, DNSMOS), with the
+  skipped metrics and the models' provenance.
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ from pathlib import Path
 from pipeline.common import read_params, run
 from vc.config import FeaturesConfig
 from vc.corpus.build import read_manifest
-from vc.evaluation import analyze_wav_for_eval, usable_utterances
+from vc.corpus.selection import usable_utterances
+from vc.evaluation.perceptual.material import build_reference_material
+from vc.evaluation.recipe import analyze_wav_for_eval
+from vc.evaluation.registry import natural_line
 from vc.features.extract import read_index
 from vc.io import atomic_dir
+from vc.layout import perceptual_dir
 from vc.parallel import parallel_map
-from vc.perceptual.scoring import build_reference_material
 
 log = logging.getLogger("pipeline.references")
 
@@ -61,21 +65,18 @@ def main(args: argparse.Namespace) -> None:
             params.evaluate,
             workers=params.evaluate.workers,
         )
-        material.save(tmp / "perceptual")
+        material.save(perceptual_dir(tmp))
     if material.metrics:
-        n = material.naturals
-        log.info(
-            "natural recordings (%d): similarity to their own speaker %.3f, CER %.3f, DNSMOS OVRL %.2f",
-            len(n),
-            n["spk_sim_own"].mean(),
-            n["cer"].mean(),
-            n["dnsmos_ovrl"].mean(),
-        )
+        log.info("natural recordings (%d): %s", len(material.naturals), natural_line(material.naturals))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The stage's arguments; dvc.yaml passes every path."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    for name in ("corpus", "features", "out"):
+        parser.add_argument(f"--{name}", required=True)
+    return parser
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--corpus", default="data/corpus")
-    parser.add_argument("--features", default="data/features")
-    parser.add_argument("--out", default="eval/references")
-    run(main, parser)
+    run(main, build_parser())

@@ -8,8 +8,12 @@ import logging
 from pathlib import Path
 
 from pipeline.common import read_params, run
-from vc.perceptual.scoring import ReferenceMaterial
-from vc.report import build_report, load_results, recipe_markdown
+from vc.evaluation.perceptual.reference import ReferenceMaterial
+from vc.evaluation.recipe import recipe_markdown
+from vc.evaluation.registry import summary_line
+from vc.layout import perceptual_dir
+from vc.report.build import build_report
+from vc.report.results import load_results
 from vc.vocoders.store import MANIFEST_FILE
 
 log = logging.getLogger("pipeline.report")
@@ -24,7 +28,9 @@ def _vocoder_manifest(folder: Path) -> dict | None:
 def main(args: argparse.Namespace) -> None:
     params = read_params(args.params)
     names = list(params.experiments)
-    results = load_results(args.eval, names, list(params.seeds), list(params.baselines))
+    results = load_results(
+        args.experiments, args.baselines, names, list(params.seeds), list(params.baselines)
+    )
     metrics = build_report(
         args.out,
         results,
@@ -39,27 +45,22 @@ def main(args: argparse.Namespace) -> None:
         evaluate=params.evaluate,
         convert=params.convert,
         reference=params.report.reference,
-        perceptual=ReferenceMaterial.load(Path(args.eval) / "references" / "perceptual"),
+        perceptual=ReferenceMaterial.load(perceptual_dir(args.references)),
         vocoder=_vocoder_manifest(Path(args.vocoder)),
     )
     for name, m in metrics.items():
-        log.info(
-            "%-20s MCD %.2f dB [%.2f, %.2f], n %d",
-            name,
-            m["mcd_db"],
-            m["mcd_db_ci_low"],
-            m["mcd_db_ci_high"],
-            m["n"],
-        )
+        log.info("%-24s %s", name, summary_line(m))
     log.info("report written to %s", Path(args.out) / "report.md")
 
 
-if __name__ == "__main__":
+def build_parser() -> argparse.ArgumentParser:
+    """The stage's arguments; dvc.yaml passes every path."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--eval", default="eval")
-    parser.add_argument("--corpus", default="data/corpus")
-    parser.add_argument("--features", default="data/features")
-    parser.add_argument("--features-timing", default="data/features-timing.json")
-    parser.add_argument("--vocoder", default="models/vocoder", help="the `vocoder` stage's output")
-    parser.add_argument("--out", default="reports")
-    run(main, parser)
+    for name in ("experiments", "baselines", "references", "corpus", "features", "features-timing", "out"):
+        parser.add_argument(f"--{name}", required=True)
+    parser.add_argument("--vocoder", required=True, help="the `vocoder` stage's output")
+    return parser
+
+
+if __name__ == "__main__":
+    run(main, build_parser())

@@ -31,9 +31,14 @@ def main(args: argparse.Namespace) -> None:
         )
 
 
-if __name__ == "__main__":
+def build_parser() -> argparse.ArgumentParser:
+    """The stage's arguments; dvc.yaml passes every path."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--features", default="data/features")
-    parser.add_argument("--out", default="data/stats.json")
-    parser.add_argument("--mel-out", default="data/stats-mel.json")
-    run(main, parser)
+    parser.add_argument("--features", required=True, help="the features stage's folder")
+    parser.add_argument("--out", required=True, help="statistics of the WORLD features (JSON)")
+    parser.add_argument("--mel-out", required=True, help="statistics of the log-mels (JSON)")
+    return parser
+
+
+if __name__ == "__main__":
+    run(main, build_parser())

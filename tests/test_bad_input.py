@@ -51,12 +51,17 @@ def messy_corpus(root: Path, *, bad: bool = True, unvoiced: bool = True) -> dict
         sf.write(root / "spkB" / "empty.wav", np.zeros((0,)), FS, subtype="PCM_16")
         sf.write(root / "spkA" / "nan.wav", np.full(FS, np.nan), FS, subtype="FLOAT")
         write_wav(root / "spkB" / "silent.wav", np.zeros(FS))
+        write_wav(root / "spkA" / "one-sample.wav", np.full(1, 0.5))
+        square = 0.5 * np.sign(np.sin(2 * np.pi * 150 * np.arange(2 * FS) / FS))  # 2 s: voiced, no speech
+        write_wav(root / "spkB" / "square.wav", square)
         expected.update(
             {
                 "spkA/broken.wav": "unreadable or corrupt",
                 "spkB/empty.wav": "empty audio",
                 "spkA/nan.wav": "NaN",
                 "spkB/silent.wav": "silent",
+                "spkA/one-sample.wav": "too short: 1 sample",
+                "spkB/square.wav": "no speech found",
             }
         )
     if unvoiced:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -56,6 +58,7 @@ def test_check_rejects_bad_params(tmp_path: Path, changes: dict, message: str) -
 
 def test_check_rejects_a_crop_longer_than_every_utterance(tmp_path: Path) -> None:
     write_tiny_features(tmp_path / "data")  # utterances of 90 to 111 frames
+    shutil.copy(ROOT / "dvc.yaml", tmp_path)  # which names the features folder
     params = params_with(
         tmp_path, {"train": {"crop_frames": 64}, "experiments": {"long": {"train": {"crop_frames": 200}}}}
     )
@@ -67,10 +70,22 @@ def test_check_rejects_a_crop_longer_than_every_utterance(tmp_path: Path) -> Non
     )
 
 
+def stage_args(stage: str, **item: object) -> tuple[str, list[str]]:
+    """The module and arguments of ``stage``'s command in dvc.yaml, with ``${item.<key>}`` filled in."""
+    cmd = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][stage]
+    cmd = cmd.get("do", cmd)["cmd"]
+    for key, value in item.items():
+        cmd = cmd.replace(f"${{item.{key}}}", str(value))
+    words = shlex.split(cmd.removeprefix("exec "))
+    assert words[:2] == ["python", "-m"], cmd
+    return words[2], words[3:]
+
+
 def test_stages_reject_an_unknown_experiment_before_any_work(tmp_path: Path) -> None:
     params = params_with(tmp_path, {})
-    for module in ("pipeline.train", "pipeline.convert", "pipeline.evaluate"):
-        result = run_module(module, "--params", str(params), "--experiment", "stargan-vc3", cwd=tmp_path)
+    for stage in ("train", "convert", "evaluate"):
+        module, args = stage_args(stage, experiment="stargan-vc3", seed=0)  # dvc.yaml's paths, none there
+        result = run_module(module, *args, "--params", str(params), cwd=tmp_path)
         assert result.returncode == 2, module
         defined = "stargan-vc2, stargan-vc2-no-id, stargan-vc, stargan-vc2-mel"
         assert f"unknown experiment 'stargan-vc3' (defined: {defined})" in result.stderr
@@ -86,6 +101,7 @@ def test_check_measures_a_log_mel_crop_in_log_mel_frames_and_needs_the_vocoder(t
     import pandas as pd
 
     features, _ = write_tiny_features(tmp_path / "data")  # 90 to 111 WORLD frames
+    shutil.copy(ROOT / "dvc.yaml", tmp_path)
     index = pd.read_csv(features / "index.csv")
     index.assign(mel_frames=index["frames"] // 2).to_csv(features / "index.csv", index=False)  # 45 to 55
     mel = {"model": {"features": "mel"}, "train": {"crop_frames": 60}}  # fits WORLD frames, not log-mel ones
@@ -100,3 +116,34 @@ def test_check_measures_a_log_mel_crop_in_log_mel_frames_and_needs_the_vocoder(t
     result = run_module("pipeline.check", "--params", str(params), cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"'vocoder.checkpoint': {tmp_path / 'missing/generator.pt'}: no such file" in result.stderr
+
+
+def test_pairs_are_checked_against_the_speakers_of_a_corpus_folder(speaker_dirs_corpus: Path) -> None:
+    """The config knows only configured speakers; a corpus folder's are checked by the one pair check."""
+    from pipeline.check import check_data
+    from vc.config import ConfigError, load_params
+
+    corpus = {"source": "directory", "root": str(speaker_dirs_corpus)}
+    params = load_params({"corpus": corpus, "convert": {"pairs": [["spkA", "spkB"], ["spkC", "nobody"]]}})
+    with pytest.raises(ConfigError) as info:
+        check_data(params, speaker_dirs_corpus.parent)
+    assert info.value.key == "convert.pairs[1]"
+    assert "unknown speaker 'nobody' (speakers: spkA, spkB, spkC)" in str(info.value)
+    params = load_params({"corpus": corpus, "convert": {"pairs": [["spkA", "spkB"]]}})
+    notes = check_data(params, speaker_dirs_corpus.parent)
+    assert "corpus folder: 24 files of 3 speakers" in notes
+    assert "convert.pairs: 1 pair(s) of the corpus's speakers" in notes
+
+
+def test_hifigan_systems_are_the_mel_experiments_and_the_hifigan_baselines() -> None:
+    from pipeline.check import mel_systems
+    from vc.config import load_params
+
+    params = load_params(
+        {
+            "experiments": {"w": {}, "m": {"model": {"features": "mel"}}},
+            "report": {"reference": "w"},
+            "baselines": ["source", "mean-var", "copy-synthesis-hifigan"],
+        }
+    )
+    assert mel_systems(params) == ["m", "copy-synthesis-hifigan"]

@@ -258,3 +258,23 @@ def test_params_pickle_for_worker_processes() -> None:
 
     params = read_params(ROOT / "params.yaml")
     assert pickle.loads(pickle.dumps(params)) == params
+
+
+@pytest.mark.parametrize("section", ["TrainConfig", "FinetuneConfig"])
+def test_operational_keys_are_keys_of_their_section_and_no_param(section: str) -> None:
+    """``OPERATIONAL`` (what a checkpoint fingerprint leaves out) names keys of its section; it is a class
+    attribute, not a params key."""
+    import vc.config
+
+    cls = getattr(vc.config, section)
+    assert cls.OPERATIONAL and set(cls.OPERATIONAL) <= set(cls.model_fields)
+    assert "OPERATIONAL" not in cls.model_fields and "OPERATIONAL" not in json.dumps(vc.config.json_schema())
+
+
+def test_the_embedded_corpus_defaults_are_its_data_module() -> None:
+    from vc.config import CorpusConfig
+    from vc.corpus.embedded import EMBEDDED_SENTENCES, EMBEDDED_VOICES
+
+    embedded = CorpusConfig().embedded
+    assert embedded.sentences == EMBEDDED_SENTENCES and len(EMBEDDED_SENTENCES) == 48
+    assert {name: voice.model_dump() for name, voice in embedded.speakers.items()} == EMBEDDED_VOICES

@@ -11,15 +11,16 @@ import soundfile as sf
 import torch
 from conftest import speaker_utterance, write_wav
 
+from vc.baselines import mean_var_convert, mean_var_mel
 from vc.cli import main as cli
 from vc.config import ExperimentConfig, FeaturesConfig
 from vc.configlib import build
-from vc.conversion import VOCODERS, convert_features, convert_mel, mean_var_convert, mean_var_mel, vocode
+from vc.conversion import VOCODERS, convert_features, convert_mel, vocode
 from vc.features.extract import log_mel_features
 from vc.features.stats import StatsError, fit_mel_stats, fit_stats
 from vc.features.world import WorldFeatures, analyze
-from vc.model_store import ModelLoadError, load_model, save_model
-from vc.models import Generator
+from vc.stargan.networks import build_generator
+from vc.stargan.store import ModelLoadError, load_model, save_model
 
 FS = 16000
 
@@ -38,7 +39,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         {"name": "tiny", "model": {"generator": {"channels": 4, "res_blocks": 1}}, "train": {}},
     )
     torch.manual_seed(0)
-    generator = Generator(2, 25, **vars(exp.model.generator))
+    generator = build_generator(2, 25, exp.model.generator)
     save_model(root / "model", generator, exp, cfg, stats, info={"iterations": 0})
     return root / "model"
 
@@ -158,7 +159,7 @@ def mel_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         {"name": "mel", "model": {"features": "mel", "generator": {"channels": 4, "res_blocks": 1}}},
     )
     torch.manual_seed(0)
-    save_model(root / "model", Generator(2, 80, **vars(exp.model.generator)), exp, cfg, stats)
+    save_model(root / "model", build_generator(2, 80, exp.model.generator), exp, cfg, stats)
     return root / "model"
 
 

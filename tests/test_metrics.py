@@ -1,4 +1,4 @@
-"""Known-answer tests for the array-level metrics in vc.metrics."""
+"""Known-answer tests for the array-level metrics in vc.evaluation.metrics."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from vc.metrics import (
+from vc.evaluation.metrics import (
     MCD_CONST,
     dtw_path,
     f0_metrics,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -10,8 +12,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from vc.config import DiscriminatorConfig, GeneratorConfig, ModelConfig
-from vc.models import Discriminator, DomainClassifier, Generator, build_models
-from vc.models.layers import CodeConcatConv, ConditionalInstanceNorm, PixelShuffle1d, ThinConv2d
+from vc.stargan.layers import CodeConcatConv, ConditionalInstanceNorm, PixelShuffle1d, ThinConv2d
+from vc.stargan.networks import Discriminator, DomainClassifier, Generator, build_models
 
 NUM_SPEAKERS = 3
 TOPOLOGIES = ["2-1-2d", "2d", "1d"]
@@ -20,21 +22,15 @@ D_CONDITIONINGS = ["source_target", "target", "classifier"]
 
 
 def make_args(**overrides: Any) -> dict[str, Any]:
-    """Generator keyword arguments at a tiny width."""
-    args: dict[str, Any] = {
-        "topology": "2-1-2d",
-        "conditioning": "cin_source_target",
-        "channels": 4,
-        "res_blocks": 2,
-        "res_kernel": 5,
-    }
-    return {**args, **overrides}
+    """Generator keyword arguments: the config section's fields at a tiny width (residual 2 x channels)."""
+    tiny = {"channels": 4, "res_blocks": 2, "res_channels": None}
+    return {**GeneratorConfig().model_dump(), **tiny, **overrides}
 
 
 def make_d_args(**overrides: Any) -> dict[str, Any]:
-    """Discriminator keyword arguments at a tiny width."""
-    args: dict[str, Any] = {"conditioning": "source_target", "channels": 4, "classifier_channels": 4}
-    return {**args, **overrides}
+    """Discriminator keyword arguments: the config section's fields at a tiny width, sum pooling (paper)."""
+    tiny = {"channels": 4, "classifier_channels": 4, "pooling": "sum"}
+    return {**DiscriminatorConfig().model_dump(), **tiny, **overrides}
 
 
 def codes(batch: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -70,6 +66,25 @@ def test_config_sections_map_onto_constructors() -> None:
     x = torch.randn(1, 35, 40)
     assert g(x, *codes(1)).shape == x.shape
     assert d(x, *codes(1))[0].shape == (1,)
+
+
+@pytest.mark.parametrize(
+    ("network", "section", "args"),
+    [(Generator, GeneratorConfig, make_args), (Discriminator, DiscriminatorConfig, make_d_args)],
+)
+def test_constructors_take_every_setting_from_their_config_section(
+    network: type, section: type, args: Callable[..., dict[str, Any]]
+) -> None:
+    """No defaults of their own (one set of defaults: the config's): every keyword is a section field."""
+    params = inspect.signature(network).parameters.values()
+    keywords = {p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    assert keywords == set(section.model_fields)
+    assert all(p.default is inspect.Parameter.empty for p in params)
+    without_channels = {k: v for k, v in args().items() if k != "channels"}
+    with pytest.raises(TypeError, match="channels"):
+        network(NUM_SPEAKERS, 35, **without_channels)
+    classifier = inspect.signature(DomainClassifier).parameters["channels"]
+    assert classifier.kind is inspect.Parameter.KEYWORD_ONLY and classifier.default is inspect.Parameter.empty
 
 
 def test_bad_arguments_raise() -> None:

@@ -12,17 +12,17 @@ import torch
 from torch import Tensor, nn
 
 from vc.config import DiscriminatorConfig, GeneratorConfig, LossWeights, ModelConfig
-from vc.losses import (
+from vc.stargan.losses import (
     adversarial_d_loss,
     adversarial_d_terms,
     adversarial_g_loss,
     classification_loss,
     cycle_loss,
-    feature_matching_loss,
     identity_loss,
+    mean_feature_matching_loss,
 )
-from vc.models import build_models
-from vc.training.objectives import Batch, StarGANObjective
+from vc.stargan.networks import build_models
+from vc.stargan.objective import Batch, StarGANObjective
 
 NUM_SPEAKERS = 3
 DIM, FRAMES, BATCH = 24, 32, 4
@@ -124,9 +124,9 @@ def test_feature_matching_matches_means_and_trains_only_fake() -> None:
     real = [torch.randn(4, 3, 5, 6, requires_grad=True), torch.randn(4, 2, 7, requires_grad=True)]
     shuffled = [r.detach()[torch.randperm(4)].flip(-1).requires_grad_() for r in real]
     # A permutation of the batch and of positions has the same means: non-parallel data is matched.
-    assert feature_matching_loss(real, shuffled).item() < 1e-6
+    assert mean_feature_matching_loss(real, shuffled).item() < 1e-6
     fake = [(r.detach() + 1.0).requires_grad_() for r in real]
-    loss = feature_matching_loss(real, fake)
+    loss = mean_feature_matching_loss(real, fake)
     assert loss.item() == pytest.approx(1.0, abs=1e-5)
     loss.backward()
     assert all(r.grad is None for r in real)

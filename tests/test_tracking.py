@@ -80,3 +80,66 @@ def test_run_tracker_marks_interrupted_runs_killed(tmp_path: Path, monkeypatch: 
 
 # The pipeline against a real `mlflow server` (HTTP transport, server-side artifacts): test_bad_input.py,
 # whose messy-corpus project logs to one (a pipeline run costs minutes on two cores: one run serves both).
+
+
+def test_a_stage_run_carries_the_standard_tags_under_its_group(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import vc
+    from vc.config import load_params
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("DVC_EXP_NAME", raising=False)
+    params_path = tmp_path / "params.yaml"
+    params_path.write_text("tracking: {experiment: stages}\n")
+    params = load_params({"tracking": {"experiment": "stages"}})
+    runs = [
+        RunTracker.for_stage(
+            params,
+            "train",
+            "x/seed-0",
+            params_path,
+            kind="experiment",
+            system="x",
+            tags={"vc.seed": "0"},
+            run_params={"a": 1},
+            system_metrics=False,
+            root=tmp_path,
+        ),
+        RunTracker.for_stage(
+            params, "vocoder", "vocoder/finetune", params_path, kind="vocoder", root=tmp_path
+        ),
+    ]
+    for tracker in runs:
+        tracker.end()
+    train, vocoder = (r.client.get_run(r.run_id) for r in runs)
+    assert train.data.tags["vc.stage"] == "train" and train.data.tags["vc.kind"] == "experiment"
+    assert train.data.tags["vc.experiment"] == "x" and train.data.tags["vc.seed"] == "0"
+    assert train.data.tags["vc.version"] == vc.__version__ and "mlflow.source.git.commit" in train.data.tags
+    assert train.data.params == {"a": "1"} and train.info.run_name == "x/seed-0"
+    assert vocoder.data.tags["vc.kind"] == "vocoder" and "vc.experiment" not in vocoder.data.tags
+    group = tracking.group_tag(params_path.read_text(), tracking.git_commit())
+    assert train.data.tags["vc.group"] == vocoder.data.tags["vc.group"] == group
+    parent = train.data.tags["mlflow.parentRunId"]
+    assert parent == vocoder.data.tags["mlflow.parentRunId"]
+    experiment = runs[0].client.get_experiment(train.info.experiment_id)
+    assert experiment.name == "stages"
+
+
+def test_the_cli_reads_the_experiment_from_the_validated_params(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from vc.config import TrackingConfig
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    assert tracking._tracking_experiment(tmp_path / "params.yaml") == TrackingConfig().experiment
+    (tmp_path / "params.yaml").write_text("tracking: {experiment: mine}\n")
+    tracking.main(["init"])
+    from mlflow.tracking import MlflowClient
+
+    assert MlflowClient(tracking_uri(tmp_path)).get_experiment_by_name("mine") is not None
+    (tmp_path / "params.yaml").write_text("tracking: {experimnet: mine}\n")
+    with pytest.raises(SystemExit) as stop:
+        tracking.main(["init"])
+    assert stop.value.code == 2 and "'tracking.experimnet': unknown key" in caplog.text

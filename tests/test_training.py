@@ -12,9 +12,9 @@ import torch
 
 from vc.config import ExperimentConfig
 from vc.configlib import build
+from vc.stargan.data import CropError, FeatureBank
+from vc.stargan.trainer import Trainer, TrainingInterrupted
 from vc.training.checkpoint import latest_checkpoint, load_checkpoint
-from vc.training.data import CropError, FeatureBank
-from vc.training.trainer import Trainer, TrainingInterrupted
 
 
 def make_exp(**train) -> ExperimentConfig:
@@ -160,7 +160,7 @@ def test_fingerprint_changes_with_params_data_and_training_code_only(tmp_path: P
     index.write_text("speaker,utt_id\na,2\n")
     assert fingerprint(exp, stats, index, code) != base
     index.write_text("speaker,utt_id\na,1\n")
-    with (code / "vc/training/objectives.py").open("a") as f:
+    with (code / "vc/stargan/objective.py").open("a") as f:
         f.write("\n# an edit to the training code\n")
     assert fingerprint(exp, stats, index, code) != base
     before = fingerprint(exp, stats, index, code)
@@ -237,3 +237,64 @@ def test_learning_rate_decays_linearly_from_decay_start(tmp_path: Path) -> None:
     lrs = [row["lr/g"] for row in trainer.fit().history]
     assert lrs[:5] == pytest.approx([2e-4] * 5)
     assert lrs[5:] == pytest.approx([2e-4 * f for f in (0.8, 0.6, 0.4, 0.2, 0.0)])
+
+
+def test_the_train_stage_runs_one_tracked_resumable_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pipeline.train through pipeline.tracked.run_resumable, in this process: outputs, one FINISHED MLflow
+    run with the stage's tags; run again, it resumes from the last checkpoint into a new run."""
+    import json
+
+    import yaml
+    from conftest import TINY_PARAMS_OVERRIDES, write_tiny_features
+    from mlflow.tracking import MlflowClient
+
+    from pipeline.common import add_common_args
+    from pipeline.train import build_parser, main
+
+    features, stats = write_tiny_features(tmp_path)
+    doc = {
+        "model": TINY_PARAMS_OVERRIDES["model"],
+        "train": {**TINY_PARAMS_OVERRIDES["train"], "iterations": 4, "log_every": 2, "checkpoint_every": 2},
+        "experiments": {"tiny": {}},
+        "report": {"reference": None},
+        "tracking": {"experiment": "stage-test"},
+    }
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(doc))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.delenv("VC_NPROC_PER_NODE", raising=False)
+    parser = build_parser()
+    add_common_args(parser)
+    out = tmp_path / "models/tiny/seed-0"
+    paths = {
+        "features": features,
+        "stats": stats,
+        "mel-stats": stats,
+        "out": out,
+        "checkpoints": tmp_path / "ckpt",
+    }
+    words = [w for key, path in paths.items() for w in (f"--{key}", str(path))]
+    args = parser.parse_args(["--experiment", "tiny", *words, "--params", str(tmp_path / "params.yaml")])
+    state = main(args)
+    summary = json.loads((out / "train.json").read_text())
+    assert state.step == summary["iterations"] == 4 and summary["processes"] == 1
+    assert set(summary["final"]) >= {"g/cyc", "d/adv"} and "step" not in summary["final"]
+    assert (out / "model/generator.pt").is_file() and (out / "losses.tsv").is_file()
+    client = MlflowClient(uri)
+    runs = client.search_runs(
+        [client.get_experiment_by_name("stage-test").experiment_id], "tags.`vc.stage` = 'train'"
+    )
+    assert (
+        len(runs) == 1
+        and runs[0].info.status == "FINISHED"
+        and runs[0].info.run_id == summary["mlflow_run_id"]
+    )
+    tags = runs[0].data.tags
+    assert (tags["vc.kind"], tags["vc.experiment"], tags["vc.seed"]) == ("experiment", "tiny", "0")
+    assert [m.step for m in client.get_metric_history(runs[0].info.run_id, "g/cyc")] == [2, 4]
+
+    main(args)  # the same params, data and code: resumed at the last checkpoint, nothing left to train
+    again = client.search_runs([runs[0].info.experiment_id], "tags.`vc.resumed_from_iteration` = '4'")
+    assert len(again) == 1 and again[0].info.status == "FINISHED"

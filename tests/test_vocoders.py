@@ -15,6 +15,7 @@ import pytest
 import torch
 from conftest import voiced_signal
 
+from vc.features.mel import HIFIGAN_22K, MelConfig, log_mel, log_mel_torch, num_frames
 from vc.vocoders import hifigan
 from vc.vocoders.discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator
 from vc.vocoders.hifigan import CONFIGS, HiFiGANGenerator, VocoderLoadError, load_pretrained, vocode
@@ -27,7 +28,6 @@ from vc.vocoders.losses import (
     generator_terms,
     weighted_total,
 )
-from vc.vocoders.mel import HIFIGAN_22K, MelConfig, log_mel, log_mel_torch, num_frames
 
 SR = HIFIGAN_22K.sample_rate
 TEXT = "The birch canoe slid on the smooth planks."  # a Harvard sentence: 2.15 s once trimmed
@@ -174,7 +174,7 @@ def test_copy_synthesis_mcd_is_within_a_bound_of_world(
     pretrained: HiFiGANGenerator, utterance: np.ndarray
 ) -> None:
     from vc.config import EvaluateConfig, FeaturesConfig
-    from vc.evaluation import analyze_for_eval, score_pair
+    from vc.evaluation.recipe import analyze_for_eval, score_pair
     from vc.features import world
 
     features, evaluate = FeaturesConfig(), EvaluateConfig()

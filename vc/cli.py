@@ -13,7 +13,7 @@ import sys
 
 from vc.features.stats import StatsError
 from vc.io import AudioReadError
-from vc.model_store import ModelLoadError, load_model
+from vc.stargan.store import ModelLoadError, load_model
 
 log = logging.getLogger("vc")
 

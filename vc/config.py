@@ -20,17 +20,17 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from vc.configlib import ConfigError, build, deep_merge, invalid, overrides_of
+from vc.corpus.embedded import EMBEDDED_SENTENCES, EMBEDDED_VOICES
 
 __all__ = [
     "BASELINES",
-    "MEL_BASELINES",
-    "PERCEPTUAL_METRIC_NAMES",
     "AsrConfig",
     "AudioConfig",
     "ConfigError",
@@ -63,15 +63,13 @@ __all__ = [
     "VoiceConfig",
     "json_schema",
     "load_params",
+    "load_params_file",
 ]
 
 BASELINES = ("source", "mean-var", "copy-synthesis", "mean-var-mel", "copy-synthesis-hifigan")
-#: The baselines vocoded by HiFi-GAN (log-mel); the others by WORLD, or none (``source``).
-MEL_BASELINES = ("mean-var-mel", "copy-synthesis-hifigan")
 Baseline = Literal["source", "mean-var", "copy-synthesis", "mean-var-mel", "copy-synthesis-hifigan"]
 #: The spectral representation a model converts, and the vocoder that turns it into a waveform.
 FeatureKind = Literal["world", "mel"]
-PERCEPTUAL_METRIC_NAMES = ("speaker", "intelligibility", "naturalness")
 PerceptualMetric = Literal["speaker", "intelligibility", "naturalness"]
 SEED_MESSAGE = "training seeds are the top-level `seeds` list (one run per seed), e.g. seeds: [0, 1]"
 
@@ -101,67 +99,6 @@ class AudioConfig(Section):
         0.9, gt=0, le=1.0, description="peak amplitude after preparation; null: off"
     )
     silence_dbfs: float = Field(-60.0, lt=0, description="a file whose peak is below this is all-silent")
-
-
-# The embedded default corpus (params.yaml states it too, with each voice's measured F0): name -> eSpeak NG
-# voice (language+variant) and prosody, two low voices and two high; and the sentences every voice says.
-EMBEDDED_VOICES: dict[str, dict[str, str | int]] = {
-    "low1": {"voice": "en-us+m1", "pitch": 20, "range": 50, "rate": 150},
-    "low2": {"voice": "en-gb+m2", "pitch": 50, "range": 60, "rate": 185},
-    "high1": {"voice": "en-us+f4", "pitch": 50, "range": 50, "rate": 165},
-    "high2": {"voice": "en-us+f2", "pitch": 80, "range": 45, "rate": 200},
-}
-
-EMBEDDED_SENTENCES: tuple[str, ...] = (
-    "The old boat drifted slowly toward the quiet harbor.",
-    "A warm breeze carried the smell of fresh bread.",
-    "She painted the fence a bright shade of green.",
-    "Our train leaves the station at half past nine.",
-    "The children laughed as the puppy chased its tail.",
-    "Heavy clouds gathered over the distant hills.",
-    "He forgot his umbrella on the crowded bus.",
-    "Please bring the blue folder to my office.",
-    "The library closes early on Sunday afternoons.",
-    "A single candle lit the narrow hallway.",
-    "They planted tomatoes along the garden wall.",
-    "The river rose quickly after the spring rain.",
-    "My brother fixed the bicycle with a borrowed wrench.",
-    "The soup needs a little more salt and pepper.",
-    "Bright lanterns swayed above the busy market.",
-    "We watched the sunset from the top of the tower.",
-    "The teacher wrote three questions on the board.",
-    "A gentle knock came from the kitchen door.",
-    "The museum displays maps from many centuries.",
-    "Fresh snow covered the roofs of the village.",
-    "The pilot announced a short delay before landing.",
-    "Her violin filled the hall with a calm melody.",
-    "Two owls called to each other in the night.",
-    "The mechanic checked the brakes and the tires.",
-    "A stack of letters waited on the wooden table.",
-    "The baker rises long before the sun appears.",
-    "We followed the path beside the frozen lake.",
-    "The kettle whistled while the guests arrived.",
-    "His notebook was full of careful drawings.",
-    "The festival begins with music in the square.",
-    "A small fox slipped under the garden gate.",
-    "The engineers tested the bridge for a whole week.",
-    "Rain tapped softly against the attic window.",
-    "The captain steered the ship through thick fog.",
-    "She found a silver coin beneath the bench.",
-    "The choir practiced every Thursday evening.",
-    "Our neighbors built a tree house for their kids.",
-    "The clock tower chimed twelve times at noon.",
-    "A long queue formed outside the new bakery.",
-    "The farmer counted the sheep before sunset.",
-    "Thunder rolled across the valley all night.",
-    "He poured cold water into the tall glass.",
-    "The students cheered when the bell finally rang.",
-    "A red kite danced high above the beach.",
-    "The doctor listened carefully to every word.",
-    "Morning light spilled across the empty street.",
-    "The journey home took longer than we planned.",
-    "Every window in the house was open wide.",
-)
 
 
 class VoiceConfig(Section):
@@ -294,7 +231,7 @@ class StatsConfig(Section):
 
 # ---------------------------------------------------------------------------------------------- model
 class GeneratorConfig(Section):
-    """Generator hyper-parameters; keyword arguments of :class:`vc.models.Generator`.
+    """Generator hyper-parameters; keyword arguments of :class:`vc.stargan.networks.Generator`.
 
     ``channels`` is the width of the first layer; the downsampling blocks use ``2 * channels``, the residual
     blocks ``res_channels`` (null: ``2 * channels``; twice that before their GLU). The paper's widths are
@@ -318,7 +255,7 @@ class GeneratorConfig(Section):
 
 
 class DiscriminatorConfig(Section):
-    """Discriminator hyper-parameters; keyword arguments of :class:`vc.models.Discriminator`.
+    """Discriminator hyper-parameters; keyword arguments of :class:`vc.stargan.networks.Discriminator`.
 
     ``conditioning``: ``source_target`` (StarGAN-VC2 projection on the (source, target) pair), ``target``
     (projection on the target only) or ``classifier`` (StarGAN-VC: target projection plus a separate domain
@@ -374,6 +311,16 @@ class OptimizerConfig(Section):
 
 class TrainConfig(Section):
     """``train:``: the training loop."""
+
+    #: Keys that change how a run is executed or logged, not what it computes: a checkpoint made under other
+    #: values still resumes (the checkpoint fingerprint leaves them out).
+    OPERATIONAL: ClassVar[tuple[str, ...]] = (
+        "log_every",
+        "checkpoint_every",
+        "keep_checkpoints",
+        "device",
+        "num_threads",
+    )
 
     iterations: int = Field(500, ge=1, description="generator updates per run")
     batch_size: int = Field(8, ge=1)
@@ -508,6 +455,15 @@ class VocoderLossWeights(Section):
 class FinetuneConfig(Section):
     """``vocoder.finetune``: stage ``vocoder`` fine-tunes the generator on the training split's audio."""
 
+    #: As :attr:`TrainConfig.OPERATIONAL`: how fine-tuning runs and logs, not what it computes.
+    OPERATIONAL: ClassVar[tuple[str, ...]] = (
+        "log_every",
+        "checkpoint_every",
+        "keep_checkpoints",
+        "device",
+        "num_threads",
+    )
+
     iterations: int = Field(
         0, ge=0, description="generator updates; 0: off (the pretrained generator vocodes)"
     )
@@ -570,7 +526,7 @@ class Preset(RunOverrides):
 
 
 class SpeakerMetricConfig(Section):
-    """``evaluate.speaker``: speaker similarity (resemblyzer d-vectors, :mod:`vc.perceptual.speaker`)."""
+    """``evaluate.speaker``: speaker similarity, resemblyzer d-vectors (vc.evaluation.perceptual.speaker)."""
 
     weights: str | None = Field(
         None, description="encoder checkpoint; null: the one in the resemblyzer wheel"
@@ -581,7 +537,7 @@ class SpeakerMetricConfig(Section):
 
 
 class AsrConfig(Section):
-    """``evaluate.asr``: intelligibility, faster-whisper transcripts (vc.perceptual.intelligibility)."""
+    """``evaluate.asr``: intelligibility by faster-whisper (vc.evaluation.perceptual.intelligibility)."""
 
     model: str = Field(
         "bundled:tiny.en",
@@ -593,7 +549,7 @@ class AsrConfig(Section):
 
 
 class DnsmosConfig(Section):
-    """``evaluate.dnsmos``: predicted MOS (DNSMOS P.835 and P.808, :mod:`vc.perceptual.naturalness`)."""
+    """``evaluate.dnsmos``: predicted MOS, DNSMOS P.835 and P.808 (vc.evaluation.perceptual.naturalness)."""
 
     max_windows: int | None = Field(
         1, ge=1, description="9.01 s windows scored per clip; null: every window (the reference recipe)"
@@ -706,7 +662,7 @@ class Params(Section):
         if self.report.reference is not None and self.report.reference not in self.experiments:
             known = ", ".join(self.experiments)
             invalid("report.reference", f"unknown experiment '{self.report.reference}' (defined: {known})")
-        if self.corpus.source == "embedded":
+        if self.corpus.source == "embedded":  # a corpus folder's speakers: pipeline.check (check_pairs)
             speakers = set(self.corpus.speakers or self.corpus.embedded.speakers)
             for i, pair in enumerate(self.convert.pairs):
                 for who in pair:
@@ -743,6 +699,24 @@ def load_params(data: Mapping[str, Any] | None) -> Params:
     if data is not None and not isinstance(data, Mapping):
         raise ConfigError("", "params must be a mapping of sections")
     return build(Params, data or {})
+
+
+def load_params_file(path: str | Path) -> Params:
+    """Read and validate a params file (every section: a typo anywhere is an error). Raises
+    :class:`ConfigError` naming the file when it is missing, not YAML, or invalid."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("", f"{path}: no params file")
+    try:
+        data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise ConfigError("", f"{path}: not valid YAML ({err})") from None
+    try:
+        return load_params(data)
+    except ConfigError as err:
+        raise ConfigError(err.key, err.message, source=str(path)) from None
 
 
 def json_schema() -> dict[str, Any]:

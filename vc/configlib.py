@@ -30,9 +30,11 @@ __all__ = ["ConfigError", "build", "deep_merge", "flatten", "invalid", "override
 INVALID = "config"
 
 
-# Hand-written: what stages and callers catch (an InputError, exit 2); pydantic's ValidationError is not one.
 class ConfigError(InputError):
-    """A params key or value is invalid. ``key`` is the dotted path of the offending entry."""
+    """A params key or value is invalid. ``key`` is the dotted path of the offending entry.
+
+    An :class:`InputError`, so a stage stops with this one line (exit 2) instead of pydantic's traceback.
+    """
 
     def __init__(self, key: str, message: str, source: str | None = None) -> None:
         self.key = key
@@ -41,13 +43,14 @@ class ConfigError(InputError):
         super().__init__(f"{source}: {text}" if source else text)
 
 
-# Hand-written: a pydantic validator's error is located at its model; this one carries the field's key.
 def invalid(key: str, message: str) -> NoReturn:
-    """Fail a model validator on field ``key`` (relative to the model, e.g. ``optimizer.decay_start``)."""
+    """Fail a model validator on field ``key`` (relative to the model, e.g. ``optimizer.decay_start``).
+
+    A plain ``ValueError`` would be reported at the model; this error carries the field's key.
+    """
     raise PydanticCustomError(INVALID, "{message}", {"key": key, "message": message})
 
 
-# Hand-written: pydantic validates a whole document but cannot wrap its errors in our exception type.
 def build(cls: type[M], data: Any, prefix: str = "") -> M:
     """Validate ``data`` (a mapping; None: all defaults) into model ``cls``, raising :class:`ConfigError`.
 
@@ -61,7 +64,6 @@ def build(cls: type[M], data: Any, prefix: str = "") -> M:
         raise config_error(err, cls, prefix) from None
 
 
-# Hand-written: pydantic's messages name no dotted key, suggest no close key and quote no YAML values.
 def config_error(err: ValidationError, cls: type[BaseModel], prefix: str = "") -> ConfigError:
     """The first of pydantic's errors as a :class:`ConfigError`; the others are named after it."""
     found = [_describe(e, cls, prefix) for e in err.errors()]
@@ -95,9 +97,11 @@ def _show(value: Any) -> str:
     return repr(value) if not isinstance(value, int | float) or isinstance(value, bool) else str(value)
 
 
-# Hand-written: pydantic reports a location, not the type that lives there (for choices and known keys).
 def _type_at(cls: type[BaseModel], loc: tuple[int | str, ...]) -> Any:
-    """The annotation found at ``loc`` below model ``cls`` (None where the path leaves the models)."""
+    """The annotation found at ``loc`` below model ``cls`` (None where the path leaves the models).
+
+    pydantic's errors give a location only; the choices of a Literal and the known keys need the type.
+    """
     tp: Any = cls
     for part in loc:
         tp = _unwrap(tp)
@@ -210,7 +214,6 @@ class _Overrides(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=lambda s, _: _drop_defaults(s))
 
 
-# Hand-written: pydantic has no partial model (every key optional, nested ones too) for presets/experiments.
 @functools.cache
 def overrides_of(cls: type[BaseModel], exclude: tuple[str, ...] = ()) -> type[BaseModel]:
     """Model ``cls`` with every key optional and no validators: what a preset or an experiment may set.
@@ -235,7 +238,6 @@ def overrides_of(cls: type[BaseModel], exclude: tuple[str, ...] = ()) -> type[Ba
     return model
 
 
-# Hand-written: pydantic merges no nested mappings (presets and experiments override parts of sections).
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     """Recursively merge ``override`` into a copy of ``base`` (mappings merge, everything else replaces)."""
     out = dict(base)
@@ -247,7 +249,6 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
     return out
 
 
-# Not hand-written: pydantic's JSON-mode dump, under the one name checkpoints and MLflow logging call.
 def to_dict(obj: Any) -> Any:
     """A config model as plain YAML/JSON-ready data (tuples become lists): pydantic's JSON-mode dump.
 
@@ -263,7 +264,6 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
-# Hand-written: pydantic has no flat dotted view of a document.
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``: the form MLflow params and DVC ``-S`` use."""
     out: dict[str, Any] = {}

@@ -11,9 +11,9 @@ Per utterance (StarGAN-VC2's conversion recipe), for a model of WORLD features (
 A model of log-mel features (``model.features: mel``) does steps 1-2 on the 80-bin log-mel and hands the
 result to HiFi-GAN; there is no F0 transform: the converted mel carries the pitch, which the vocoder renders.
 
-:func:`mean_var_convert` is the ``mean-var`` baseline: the same F0 transform and per-coefficient mean and
-variance matching of the mel-cepstrum instead of a model; :func:`mean_var_mel` matches the log-mel bins the
-same way (``mean-var-mel``).
+The vocoders are a registry (:data:`VOCODERS`): each entry names the feature kind it synthesises, the one
+place that maps a feature kind to its vocoder. The baselines (mean-var, copy-synthesis) are in
+:mod:`vc.baselines`.
 """
 
 from __future__ import annotations
@@ -32,17 +32,16 @@ from vc.config import FeatureKind, VocoderConfig
 from vc.features.stats import FeatureStats, StatsError
 from vc.features.world import WorldFeatures, analyze, synthesize
 from vc.io import read_audio, write_wav
-from vc.model_store import TrainedModel
+from vc.stargan.store import TrainedModel
 
 __all__ = [
     "VOCODERS",
     "Vocoder",
+    "check_pair",
     "convert_features",
     "convert_mel",
     "convert_spectra",
     "convert_wav",
-    "mean_var_convert",
-    "mean_var_mel",
     "vocode",
     "vocoder_for",
 ]
@@ -50,10 +49,11 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Vocoder:
-    """A registry entry: the feature kind it synthesises, and ``(features, stats, cfg) -> wav (N,)`` at
-    ``stats.codec.sample_rate``."""
+    """A registry entry: the feature kind it synthesises, its name in the report, and
+    ``(features, stats, cfg) -> wav (N,)`` at ``stats.codec.sample_rate``."""
 
     features: FeatureKind
+    label: str
     synthesize: Callable[[Any, FeatureStats, VocoderConfig], np.ndarray]
 
 
@@ -76,12 +76,15 @@ def _hifigan(mel: np.ndarray, stats: FeatureStats, cfg: VocoderConfig) -> np.nda
     return hifigan_vocode(model, mel, chunk_frames=cfg.chunk_frames).astype(np.float64)
 
 
-VOCODERS: dict[str, Vocoder] = {"world": Vocoder("world", _world), "hifigan": Vocoder("mel", _hifigan)}
+VOCODERS: dict[str, Vocoder] = {
+    "world": Vocoder("world", "WORLD", _world),
+    "hifigan": Vocoder("mel", "HiFi-GAN", _hifigan),
+}
 
 
 def vocoder_for(kind: FeatureKind) -> str:
     """The registry name of the vocoder of feature ``kind`` (``world`` -> WORLD, ``mel`` -> HiFi-GAN)."""
-    return "world" if kind == "world" else "hifigan"
+    return next(name for name, v in VOCODERS.items() if v.features == kind)
 
 
 def vocode(
@@ -102,7 +105,7 @@ def vocode(
     return entry.synthesize(features, stats, cfg or VocoderConfig())
 
 
-def _check_pair(stats: FeatureStats, source: str, target: str) -> tuple[int, int]:
+def check_pair(stats: FeatureStats, source: str, target: str) -> tuple[int, int]:
     s, t = stats.index(source), stats.index(target)  # StatsError names unknown speakers
     if s == t:
         raise StatsError(f"target speaker equals source speaker ('{source}'); conversion needs two speakers")
@@ -114,7 +117,7 @@ def convert_spectra(model: TrainedModel, x: np.ndarray, source: str, target: str
     """The generator's conversion of one utterance's frames ``(T, D)`` (WORLD spectral features or log-mel,
     as the model was trained) from ``source`` to ``target``: normalise, convert, de-normalise."""
     stats = model.stats
-    s, t = _check_pair(stats, source, target)
+    s, t = check_pair(stats, source, target)
     if x.ndim != 2 or x.shape[1] != stats.dim:
         raise StatsError(f"features of shape {tuple(x.shape)}, the model expects (frames, {stats.dim})")
     device = next(model.generator.parameters()).device
@@ -143,31 +146,6 @@ def convert_mel(model: TrainedModel, mel: np.ndarray, source: str, target: str) 
     return convert_spectra(model, mel, source, target)
 
 
-def _match_moments(stats: FeatureStats, x: np.ndarray, source: str, target: str) -> np.ndarray:
-    s, t = _check_pair(stats, source, target)
-    z = (x - stats.spectral_mean[s]) / stats.spectral_std[s]
-    return z * stats.spectral_std[t] + stats.spectral_mean[t]
-
-
-def mean_var_convert(stats: FeatureStats, feats: WorldFeatures, source: str, target: str) -> WorldFeatures:
-    """The ``mean-var`` baseline: per-coefficient mean/variance matching (unscaled) and the F0 transform."""
-    return WorldFeatures(
-        f0=stats.convert_f0(feats.f0, source, target),
-        spectral=_match_moments(stats, feats.spectral, source, target),
-        coded_ap=feats.coded_ap,
-        sample_rate=feats.sample_rate,
-        frame_period=feats.frame_period,
-    )
-
-
-def mean_var_mel(stats: FeatureStats, mel: np.ndarray, source: str, target: str) -> np.ndarray:
-    """The ``mean-var-mel`` baseline: per-bin mean/variance matching of log-mel frames ``(T, 80)`` with the
-    log-mel statistics (``stats`` of kind ``mel``)."""
-    if stats.feature_kind != "mel":
-        raise StatsError("mean_var_mel needs the log-mel statistics (data/stats-mel.json)")
-    return _match_moments(stats, mel, source, target)
-
-
 def convert_wav(
     model: TrainedModel,
     wav_in: str | Path,
@@ -181,7 +159,7 @@ def convert_wav(
     from vc.features.extract import log_mel_features
 
     stats = model.stats
-    _check_pair(stats, source, target)
+    check_pair(stats, source, target)
     wav, sr = read_audio(wav_in)
     wav, _ = to_mono(wav)
     if stats.feature_kind == "mel":

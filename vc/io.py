@@ -3,6 +3,12 @@
 Every writer here writes to a temporary name in the destination folder and renames it into place
 (``os.replace`` is atomic on POSIX within one file system), so an interrupted stage leaves either the old
 file or the new one, never a truncated one.
+
+Files and folders get the mode an ordinary ``open`` or ``mkdir`` gives (0644 and 0755 under umask 022, 0600
+and 0700 under 077): the temporary name is created with ``os.open(..., 0o666)`` or ``os.mkdir(..., 0o777)``,
+which the kernel narrows by the umask as it creates it. :mod:`tempfile` would create them 0600 and 0700,
+unreadable to other users. The mode is right from the first instant (no later ``chmod`` that could briefly
+widen it) and the umask is never read or changed (``os.umask`` is process-global, racy with threads).
 """
 
 from __future__ import annotations
@@ -10,9 +16,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
-import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,19 +38,47 @@ __all__ = [
     "write_wav",
 ]
 
+_ATTEMPTS = 100  # random temporary names tried before giving up (O_EXCL: never an existing entry)
+_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+
 
 class AudioReadError(InputError):
     """An audio file is missing, unreadable, corrupt or empty. The message names the file."""
 
 
+def _create_beside(path: Path, suffix: str, create: Callable[[Path], None]) -> Path:
+    """Create a new, uniquely named entry ``.<name>.<random><suffix>`` beside ``path`` with ``create``
+    (which must fail with :class:`FileExistsError` when the name is taken) and return its path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(_ATTEMPTS):
+        candidate = path.with_name(f".{path.name}.{secrets.token_hex(4)}{suffix}")
+        try:
+            create(candidate)
+        except FileExistsError:
+            continue
+        return candidate
+    raise FileExistsError(f"{path.parent}: no free temporary name for {path.name}")
+
+
+def _new_file(path: Path) -> None:
+    """An empty file at ``path``, mode ``0o666`` narrowed by the umask at creation."""
+    os.close(os.open(path, _FILE_FLAGS, 0o666))
+
+
+def _new_dir(path: Path) -> None:
+    """An empty folder at ``path``, mode ``0o777`` narrowed by the umask at creation."""
+    os.mkdir(path, 0o777)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success rename it to ``path``, on error delete it."""
+    """Yield a temporary path beside ``path``; on success rename it to ``path``, on error delete it.
+
+    The temporary file already exists, empty, with the umask's mode; a writer that opens it for writing
+    keeps that mode.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = _create_beside(path, ".tmp" + path.suffix, _new_file)
     try:
         yield tmp_path
         os.replace(tmp_path, path)
@@ -54,10 +88,10 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary folder beside ``path``; on success it replaces ``path`` as a whole."""
+    """Yield a temporary folder beside ``path`` (with the umask's mode); on success it replaces ``path``
+    as a whole, on error it is deleted with everything in it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    tmp = _create_beside(path, ".tmp", _new_dir)
     try:
         yield tmp
         if path.exists():

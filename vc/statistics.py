@@ -3,13 +3,14 @@
 Every system is scored on the same items, so comparisons are paired and the statistical unit is the
 sentence, not the row:
 
-- **Distinct items.** A system's rows are keyed by its *unit* (:data:`UNITS`): a conversion by
+- **Distinct items.** A system's rows are keyed by its *unit* (:data:`Unit`; a baseline's is declared in
+  :data:`vc.baselines.BASELINES`): a conversion by
   ``(source, target, utt_id)`` (and ``seed`` for trained systems); ``copy-synthesis`` by
   ``(target, utt_id)``, since it never sees the source; ``source`` (no conversion) by the unordered pair and
   the sentence, since A->B and B->A score the same two wavs. A value is counted once. A metric of one
   recording alone (a CER, a predicted MOS) of ``source`` belongs to ``(source, utt_id)``
   (``source_utterance``), its similarity to the target speaker to the ordered pair: see
-  :func:`vc.evaluation.metric_unit`.
+  :func:`vc.evaluation.summary.metric_unit`.
 - **Intervals.** All rows of a sentence (every pair) move together in a resample, and with several training
   seeds the seeds are resampled too (a two-way cluster bootstrap of the mean, by
   :func:`scipy.stats.bootstrap` over sentence and seed indices), so correlated rows never narrow an interval
@@ -30,7 +31,6 @@ import pandas as pd
 from scipy import stats
 
 __all__ = [
-    "UNITS",
     "Estimate",
     "Unit",
     "cluster_bootstrap_mean",
@@ -44,13 +44,6 @@ __all__ = [
 ]
 
 Unit = Literal["conversion", "target", "unordered_pair", "source_utterance"]
-UNITS: dict[str, Unit] = {
-    "copy-synthesis": "target",
-    "copy-synthesis-hifigan": "target",
-    "source": "unordered_pair",
-    "mean-var": "conversion",
-    "mean-var-mel": "conversion",
-}
 
 
 @dataclass(frozen=True)

@@ -27,10 +27,16 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlparse
 
 from filelock import FileLock
+
+import vc
+from vc.errors import InputError
+
+if TYPE_CHECKING:
+    from vc.config import Params
 
 __all__ = ["RunTracker", "group_tag", "init_tracking", "log_evaluation", "project_root", "tracking_uri"]
 
@@ -42,6 +48,9 @@ TAG_EXPERIMENT = "vc.experiment"
 TAG_GROUP = "vc.group"
 TAG_DVC_EXP = "dvc.exp_name"
 TAG_KIND = "vc.kind"
+TAG_STAGE = "vc.stage"
+TAG_VERSION = "vc.version"
+TAG_COMMIT = "mlflow.source.git.commit"
 
 
 # ------------------------------------------------------------------------------------------- locations
@@ -210,6 +219,42 @@ class RunTracker:
         return tracker
 
     @classmethod
+    def for_stage(
+        cls,
+        params: Params,
+        stage: str,
+        run_name: str,
+        params_path: str | Path,
+        *,
+        kind: str,
+        system: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        run_params: Mapping[str, Any] | None = None,
+        system_metrics: bool = True,
+        root: str | Path | None = None,
+    ) -> RunTracker:
+        """The run of DVC stage ``stage`` in the MLflow experiment ``params.tracking.experiment``, under the
+        parent run of this ``dvc repro`` (:func:`group_tag` of the params file's text and the commit).
+
+        Its tags are those every stage's run carries: ``vc.stage``, ``vc.kind`` (``kind``: experiment,
+        baseline, vocoder), ``vc.experiment`` (the system's name, ``system``, where there is one), the git
+        commit and the package version; ``tags`` adds others. ``run_params`` are logged as MLflow params.
+        """
+        commit = git_commit()
+        standard = {TAG_STAGE: stage, TAG_KIND: kind, TAG_COMMIT: commit or "", TAG_VERSION: vc.__version__}
+        if system is not None:
+            standard[TAG_EXPERIMENT] = system
+        return cls.start(
+            params.tracking.experiment,
+            run_name,
+            tags={**standard, **(tags or {})},
+            params=run_params,
+            parent_group=group_tag(Path(params_path).read_text(encoding="utf-8"), commit),
+            root=root,
+            system_metrics=system_metrics,
+        )
+
+    @classmethod
     def resume(cls, run_id: str, root: str | Path | None = None) -> RunTracker:
         """Reopen a run (conversion and evaluation log into their training run)."""
         tracker = cls(run_id, tracking_uri(root))
@@ -340,21 +385,29 @@ def _group_parent(uri: str, exp_id: str, group: str) -> str:
 # ------------------------------------------------------------------------------------------------- CLI
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m vc.tracking", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--params",
+        default="params.yaml",
+        help="params file, relative to the project root (default: params.yaml)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     init = sub.add_parser("init", help="create the tracking store's schema and the MLflow experiment")
-    init.add_argument("--experiment", default=None, help="default: tracking.experiment of params.yaml")
+    init.add_argument("--experiment", default=None, help="default: tracking.experiment of the params file")
     ui = sub.add_parser("ui", help="start the MLflow UI against the project's tracking store")
     ui.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
     ui.add_argument("--port", default="5000")
     args = parser.parse_args(argv)
     logging.basicConfig(level="INFO", format="%(levelname)s %(name)s: %(message)s")
     root = project_root()
+    try:
+        name = getattr(args, "experiment", None) or _tracking_experiment(root / args.params)
+    except InputError as err:
+        log.error("%s", err)
+        sys.exit(2)
+    exp_id = init_tracking(name, root)
     if args.command == "init":
-        name = args.experiment or _experiment_from_params(root)
-        exp_id = init_tracking(name, root)
         log.info("tracking store %s ready; experiment '%s' has id %s", tracking_uri(root), name, exp_id)
         return
-    init_tracking(_experiment_from_params(root), root)
     cmd = [
         sys.executable,
         "-m",
@@ -373,12 +426,12 @@ def main(argv: list[str] | None = None) -> None:
     os.execv(sys.executable, cmd)
 
 
-def _experiment_from_params(root: Path) -> str:
-    import yaml
+def _tracking_experiment(params_path: Path) -> str:
+    """``tracking.experiment`` of the params file, validated as every stage validates it (a typo anywhere
+    is an error); without a params file, the config's default."""
+    from vc.config import load_params, load_params_file
 
-    params = root / "params.yaml"
-    data = yaml.safe_load(params.read_text()) if params.is_file() else {}
-    return ((data or {}).get("tracking") or {}).get("experiment", "stargan-vc2")
+    return (load_params_file(params_path) if params_path.is_file() else load_params({})).tracking.experiment
 
 
 if __name__ == "__main__":

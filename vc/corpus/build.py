@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vc.audio import SilentAudioError, prepare
+from vc.audio import UnusableAudioError, prepare
 from vc.config import AudioConfig, CorpusConfig, VoiceConfig
 from vc.corpus.layouts import SourceUtterance, scan_corpus
 from vc.corpus.split import assign_splits
@@ -56,7 +56,8 @@ class _Job:
 
 
 def _prepare_one(job: _Job) -> dict:
-    """Prepare and write one utterance; bad input is returned as ``status=bad`` with the reason."""
+    """Prepare and write one utterance; bad input (unreadable, too short, silent, no speech:
+    :func:`vc.audio.prepare`) is returned as ``status=bad`` with the reason."""
     row = {"speaker": job.speaker, "utt_id": job.utt_id, "source": job.source, "text": job.text}
     try:
         if job.wav is None:
@@ -66,8 +67,8 @@ def _prepare_one(job: _Job) -> dict:
         row["source_sample_rate"] = sr
         row["source_duration"] = round(len(wav) / sr, 4)
         prepared = prepare(wav, sr, job.audio, name=job.source)
-    except (AudioReadError, SilentAudioError) as err:
-        return {**row, "status": "bad", "note": str(err)}
+    except (AudioReadError, UnusableAudioError) as err:
+        return {**row, "status": "bad", "note": str(err).removeprefix(f"{job.source}: ")}  # the row names it
     write_wav(job.out, prepared.wav, prepared.sample_rate)
     return {
         **row,
@@ -209,7 +210,6 @@ def build_corpus(
             cfg.on_bad_file,
             tmp,
         )
-        rows.loc[rows["split"] == "unused", "path"] = rows.loc[rows["split"] == "unused", "path"]
 
         counts = Counter(rows.loc[rows["split"] == "train", "speaker"])
         for spk in speakers:

@@ -18,12 +18,13 @@ Layouts:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from vc.errors import InputError
 
-__all__ = ["AUDIO_SUFFIXES", "CorpusLayoutError", "SourceUtterance", "scan_corpus"]
+__all__ = ["AUDIO_SUFFIXES", "LAYOUTS", "CorpusLayoutError", "SourceUtterance", "scan_corpus"]
 
 AUDIO_SUFFIXES = (".wav", ".flac")
 _ARCTIC_DIR = re.compile(r"^cmu_us_(?P<spk>[A-Za-z0-9]+)_arctic$")
@@ -86,6 +87,14 @@ def _scan_vctk(root: Path) -> dict[str, list[SourceUtterance]]:
     return found
 
 
+#: ``corpus.layout`` -> the function that finds each speaker's utterances under the corpus root. A new layout:
+#: one scan function here and its name in the config's ``corpus.layout`` Literal.
+LAYOUTS: dict[str, Callable[[Path], dict[str, list[SourceUtterance]]]] = {
+    "speaker_dirs": _scan_speaker_dirs,
+    "vctk": _scan_vctk,
+}
+
+
 def scan_corpus(root: str | Path, layout: str, speakers: tuple[str, ...] = ()) -> list[SourceUtterance]:
     """All utterances of ``speakers`` (all speakers found when empty) under ``root`` in ``layout``.
 
@@ -94,12 +103,9 @@ def scan_corpus(root: str | Path, layout: str, speakers: tuple[str, ...] = ()) -
     root = Path(root)
     if not root.is_dir():
         raise CorpusLayoutError(f"corpus.root: folder {root} does not exist")
-    if layout == "speaker_dirs":
-        found = _scan_speaker_dirs(root)
-    elif layout == "vctk":
-        found = _scan_vctk(root)
-    else:
-        raise CorpusLayoutError(f"corpus.layout: unknown layout '{layout}'")
+    if layout not in LAYOUTS:
+        raise CorpusLayoutError(f"corpus.layout: unknown layout '{layout}' (layouts: {', '.join(LAYOUTS)})")
+    found = LAYOUTS[layout](root)
     if not found:
         raise CorpusLayoutError(f"{root}: no speaker folders with .wav or .flac files ({layout} layout)")
     missing = [s for s in speakers if s not in found]

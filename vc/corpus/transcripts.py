@@ -1,7 +1,8 @@
 """Sentence texts of a real corpus, from the file or folder named by ``corpus.transcripts``.
 
 The intelligibility metric scores an ASR transcript against the sentence's text; a corpus without texts is
-scored against the transcript of the source recording instead (see :mod:`vc.perceptual.scoring`). Two forms:
+scored against the transcript of the source recording instead (see :mod:`vc.evaluation.score`). Two
+forms:
 
 - a **prompts file** whose texts apply to every speaker by utterance id: Festvox lines as in CMU ARCTIC's
   ``etc/arctic.data`` and ``etc/txt.done.data`` (``( arctic_a0001 "Author of the danger trail..." )``), or

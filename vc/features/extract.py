@@ -21,10 +21,10 @@ import pandas as pd
 from vc.audio import resample
 from vc.config import FeatureKind, FeaturesConfig
 from vc.errors import InputError
+from vc.features.mel import HIFIGAN_22K, log_mel
 from vc.features.world import analyze, load_features
 from vc.io import AudioReadError, atomic_dir, read_audio, write_json
 from vc.parallel import parallel_map, resolve_workers
-from vc.vocoders.mel import HIFIGAN_22K, log_mel
 
 __all__ = [
     "AnalysisJob",
@@ -61,7 +61,7 @@ def mel_path(npz_path: str | Path) -> Path:
 
 def log_mel_features(wav: np.ndarray, fs: int) -> np.ndarray:
     """The HiFi-GAN log-mel of a mono waveform ``(N,)`` at ``fs``: ``(T_mel, 80)`` float32 at 22,050 Hz, hop
-    256 (11.6 ms frames), exactly as the bundled vocoder was trained (:mod:`vc.vocoders.mel`); the waveform
+    256 (11.6 ms frames), exactly as the bundled vocoder was trained (:mod:`vc.features.mel`); the waveform
     is resampled to the vocoder's rate first."""
     wav = resample(np.asarray(wav, dtype=np.float64), fs, HIFIGAN_22K.sample_rate)
     return log_mel(wav.astype(np.float32), HIFIGAN_22K).astype(np.float32)

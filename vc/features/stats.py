@@ -22,9 +22,9 @@ from sklearn.preprocessing import StandardScaler
 
 from vc.config import FeatureKind, FeaturesConfig
 from vc.errors import InputError
+from vc.features.mel import HIFIGAN_22K
 from vc.features.world import SpectralCodec, WorldFeatures
 from vc.io import write_json
-from vc.vocoders.mel import HIFIGAN_22K
 
 __all__ = ["FeatureStats", "StatsError", "fit_mel_stats", "fit_stats"]
 

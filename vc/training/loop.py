@@ -1,7 +1,7 @@
 """The resumable training loop every trainer of the project shares: checkpoints, signals, logged curves.
 
 :class:`ResumableLoop` runs ``step_losses()`` until ``iterations``; subclasses (the StarGAN-VC2
-:class:`vc.training.trainer.Trainer`, the HiFi-GAN :class:`vc.vocoders.finetune.VocoderFinetuner`) supply
+:class:`vc.stargan.trainer.Trainer`, the HiFi-GAN :class:`vc.vocoders.finetune.VocoderFinetuner`) supply
 the models, optimizers and schedulers (a :class:`LoopState`) and what one iteration does. The loop:
 
 - checkpoints every ``checkpoint_every`` iterations, at the end, and on SIGINT/SIGTERM (then raises

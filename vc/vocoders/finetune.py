@@ -1,7 +1,7 @@
 """Fine-tuning a pretrained HiFi-GAN generator on a corpus with the HiFi-GAN recipe (stage ``vocoder``).
 
 Kong et al. 2020, Sec. 2: per iteration, a batch of random waveform segments ``x`` ``(B, 1, N)`` from the
-training split, their log-mels ``s`` (the vocoder's analysis, :func:`vc.vocoders.mel.log_mel_torch`) and
+training split, their log-mels ``s`` (the vocoder's analysis, :func:`vc.features.mel.log_mel_torch`) and
 the generated ``G(s)``; then
 
 - one update of the multi-period and multi-scale discriminators with the least-squares loss on ``x`` and
@@ -34,6 +34,7 @@ from torch import Tensor, nn
 from vc.config import FinetuneConfig
 from vc.configlib import to_dict
 from vc.errors import InputError
+from vc.features.mel import HIFIGAN_22K, log_mel_torch
 from vc.parallel import cpus_per_job
 from vc.training.distributed import DistContext
 from vc.training.loop import LogHook, ResumableLoop, Row, configure_device
@@ -46,7 +47,6 @@ from vc.vocoders.losses import (
     generator_adversarial_terms,
     weighted_total,
 )
-from vc.vocoders.mel import HIFIGAN_22K, log_mel_torch
 
 __all__ = ["FinetuneState", "VocoderFinetuner", "WaveBank", "build_discriminators"]
 

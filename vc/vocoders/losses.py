@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vc.vocoders.mel import HIFIGAN_22K, MelConfig, log_mel_torch
+from vc.features.mel import HIFIGAN_22K, MelConfig, log_mel_torch
 
 __all__ = [
     "MelL1Loss",
@@ -64,7 +64,9 @@ def feature_matching_loss(real: Sequence[Sequence[Tensor]], fake: Sequence[Seque
     """``sum_k sum_i mean|D_k^i(x) - D_k^i(G(s))|`` over sub-discriminators ``k`` and layers ``i``; a scalar.
 
     ``real``/``fake``: per sub-discriminator, the list of its feature maps (any shapes, equal pairwise). The
-    real maps are treated as constants (detached), as the generator cannot change them.
+    real maps are treated as constants (detached), as the generator cannot change them. Real and generated
+    audio are the same utterance, so the maps are compared position by position; StarGAN's non-parallel
+    training compares their means instead (:func:`vc.stargan.losses.mean_feature_matching_loss`).
     """
     if len(real) != len(fake) or not real:
         raise ValueError(f"need matching non-empty feature-map lists, got {len(real)} and {len(fake)}")
@@ -80,7 +82,7 @@ def feature_matching_loss(real: Sequence[Sequence[Tensor]], fake: Sequence[Seque
 class MelL1Loss(nn.Module):
     """Mean absolute difference of log-mel spectrograms: ``(B, 1, N)``, ``(B, 1, N)`` -> scalar.
 
-    ``cfg`` is the analysis; by default the vocoder's (:data:`vc.vocoders.mel.HIFIGAN_22K`) over the full band
+    ``cfg`` is the analysis; by default the vocoder's (:data:`vc.features.mel.HIFIGAN_22K`) over the full band
     (``full_band=True`` sets ``fmax=None``, HiFi-GAN's ``fmax_for_loss: null``).
     """
 

@@ -27,7 +27,9 @@ from typing import Any
 import librosa
 import numpy as np
 
-from vc.perceptual.common import (
+from vc.config import EvaluateConfig
+from vc.evaluation.perceptual.base import SimpleMetric
+from vc.evaluation.perceptual.common import (
     MODEL_SAMPLE_RATE,
     check_model_path,
     file_sha256,
@@ -36,9 +38,18 @@ from vc.perceptual.common import (
     prepare_audio,
     require,
 )
-from vc.perceptual.offline import enable_offline
+from vc.evaluation.perceptual.offline import enable_offline
 
-__all__ = ["DNSMOS_KEYS", "DnsmosModel", "dnsmos", "dnsmos_many", "dnsmos_provenance", "load_dnsmos"]
+__all__ = [
+    "DNSMOS_KEYS",
+    "METRIC",
+    "DnsmosModel",
+    "NaturalnessMetric",
+    "dnsmos",
+    "dnsmos_many",
+    "dnsmos_provenance",
+    "load_dnsmos",
+]
 
 log = logging.getLogger(__name__)
 
@@ -214,3 +225,36 @@ def dnsmos(
     return dnsmos_many(
         [wav], sample_rate, model_dir=model_dir, num_threads=num_threads, max_windows=max_windows
     )[0]
+
+
+class NaturalnessMetric(SimpleMetric):
+    """DNSMOS P.835 and P.808 predicted MOS as a perceptual group."""
+
+    name = "naturalness"
+    packages = (("onnxruntime", "onnxruntime"), ("speechmos", "speechmos"))
+    params_key = "evaluate.dnsmos"
+
+    def provenance(self, cfg: EvaluateConfig) -> dict[str, str]:
+        return {**dnsmos_provenance(), "max_windows": str(cfg.dnsmos.max_windows)}
+
+    def recipe(self, cfg: EvaluateConfig) -> str:
+        windows = {
+            None: "the scores of every 9.01 s window (1 s hop) averaged",
+            1: "one 9.01 s window scored (the first)",
+        }.get(
+            cfg.dnsmos.max_windows,
+            f"the scores of the first {cfg.dnsmos.max_windows} 9.01 s windows averaged",
+        )
+        return (
+            "Predicted MOS: DNSMOS P.835 (SIG, BAK, OVRL) and P.808 (speechmos's ONNX models, onnxruntime) "
+            f"on 16 kHz audio (soxr); a clip shorter than 9.01 s is tiled; {windows}."
+        )
+
+    def score_wav(
+        self, wav: np.ndarray, sample_rate: int, reference_text: str, cfg: EvaluateConfig
+    ) -> tuple[dict[str, Any], str]:
+        mos = dnsmos(wav, sample_rate, num_threads=1, max_windows=cfg.dnsmos.max_windows)
+        return {k: mos[k] for k in DNSMOS_KEYS}, mos["note"]
+
+
+METRIC = NaturalnessMetric()

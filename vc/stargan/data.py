@@ -16,7 +16,7 @@ import torch
 from vc.errors import InputError
 from vc.features.stats import FeatureStats
 from vc.features.world import WorldFeatures
-from vc.training.objectives import Batch
+from vc.stargan.objective import Batch
 
 __all__ = ["CropError", "FeatureBank"]
 

@@ -10,7 +10,7 @@ import math
 
 from torch import Tensor, nn
 
-from vc.models.layers import ConvBlock
+from vc.stargan.layers import ConvBlock
 
 __all__ = ["D_CONDITIONINGS", "Discriminator", "DomainClassifier"]
 
@@ -31,8 +31,10 @@ class Discriminator(nn.Module):
     ``linear(h) + <embed(cond), h>`` (projection). ``cond`` is the pair ``src * N + tgt`` for
     ``source_target`` (N^2 embeddings, Sec. 3.1) and ``tgt`` for ``target`` and ``classifier``.
 
-    ``classifier_channels`` is not used here: it is accepted so that a ``DiscriminatorConfig`` maps onto
-    this constructor, and :func:`vc.models.build_models` uses it to build the :class:`DomainClassifier`.
+    Every keyword argument is required: they are the fields of :class:`vc.config.DiscriminatorConfig`, whose
+    defaults are the only ones. ``classifier_channels`` is not used here: it is accepted so that the section
+    maps onto this constructor, and :func:`vc.stargan.networks.build_models` uses it to build the
+    :class:`DomainClassifier`.
     """
 
     def __init__(
@@ -40,10 +42,10 @@ class Discriminator(nn.Module):
         num_speakers: int,
         feature_dim: int,
         *,
-        conditioning: str = "source_target",
-        channels: int = 32,
-        classifier_channels: int = 16,
-        pooling: str = "sum",
+        conditioning: str,
+        channels: int,
+        classifier_channels: int,
+        pooling: str,
     ) -> None:
         super().__init__()
         if pooling not in ("sum", "mean"):
@@ -97,11 +99,11 @@ class Discriminator(nn.Module):
 class DomainClassifier(nn.Module):
     """StarGAN-VC1's auxiliary domain classifier: ``(B, D, T)`` -> speaker logits ``(B, N)``.
 
-    A 3x3 conv with GLU, three stride-2 IN+GLU blocks, all of width ``channels``, global average pooling
-    and a linear layer.
+    A 3x3 conv with GLU, three stride-2 IN+GLU blocks, all of width ``channels``
+    (``discriminator.classifier_channels``, required), global average pooling and a linear layer.
     """
 
-    def __init__(self, num_speakers: int, feature_dim: int, *, channels: int = 16) -> None:
+    def __init__(self, num_speakers: int, feature_dim: int, *, channels: int) -> None:
         super().__init__()
         self.feature_dim = feature_dim
         c = channels

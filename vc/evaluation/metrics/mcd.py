@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vc.metrics.dtw import dtw_path
+from vc.evaluation.metrics.dtw import dtw_path
 
 __all__ = ["MCD_CONST", "MCDResult", "mcd", "mcd_frames"]
 

@@ -20,12 +20,14 @@ import os
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
-from vc.io import read_audio
-from vc.perceptual.common import (
+from vc.config import EvaluateConfig
+from vc.evaluation.perceptual.base import RowContext
+from vc.evaluation.perceptual.common import (
     MODEL_SAMPLE_RATE,
     check_model_path,
     file_sha256,
@@ -34,11 +36,19 @@ from vc.perceptual.common import (
     prepare_audio,
     require,
 )
-from vc.perceptual.offline import enable_offline
+from vc.evaluation.perceptual.offline import enable_offline
+from vc.evaluation.perceptual.reference import MaterialError
+from vc.io import read_audio
+
+if TYPE_CHECKING:
+    from vc.evaluation.perceptual.reference import ReferenceMaterial
 
 __all__ = [
     "EMBEDDING_DIM",
+    "METRIC",
     "SPEAKER_KEYS",
+    "SpeakerMetric",
+    "centroid_sources",
     "embed_utterance",
     "embed_utterances",
     "load_encoder",
@@ -284,3 +294,109 @@ def speaker_scores(
     if notes[0]:
         scores["note"] = notes[0]
     return scores
+
+
+def centroid_sources(
+    train: pd.DataFrame, scored_ids: Sequence[str], limit: int | None = None
+) -> dict[str, list[str]]:
+    """Per speaker, the training utterances its centroid is built from (paths, by utterance id).
+
+    Args:
+        train: ``speaker, utt_id, path`` of the training split.
+        scored_ids: sentence ids of the scored split; an utterance of one of them is never used, so a
+            similarity measures the voice, not the recording.
+        limit: at most this many utterances per speaker (the first by id); ``None``: all.
+    """
+    usable = train[~train["utt_id"].isin(set(scored_ids))].sort_values(["speaker", "utt_id"], kind="stable")
+    return {
+        str(spk): group["path"].astype(str).tolist()[:limit]
+        for spk, group in usable.groupby("speaker", sort=False)
+    }
+
+
+class SpeakerMetric:
+    """Speaker similarity as a perceptual group (:class:`~vc.evaluation.perceptual.base.PerceptualMetric`).
+
+    Raw value of a wav: its d-vector. A row's columns: cosine to the target's and the source's centroids and
+    whether the target's is the nearest of all speakers' (``spk_accuracy``); a natural recording's: the same
+    to its own speaker (the ceiling), its d-vector kept in the material.
+    """
+
+    name = "speaker"
+    packages = (("resemblyzer", "resemblyzer"), ("webrtcvad", "webrtcvad-wheels"))
+    params_key = "evaluate.speaker.weights"
+    extra_columns: tuple[str, ...] = ()
+    natural_columns = ("spk_sim_own", "spk_accuracy_own")
+
+    def provenance(self, cfg: EvaluateConfig) -> dict[str, str]:
+        return speaker_provenance(cfg.speaker.weights)
+
+    def recipe(self, cfg: EvaluateConfig) -> str:
+        centroid = (
+            "all its training utterances"
+            if cfg.speaker.centroid_utterances is None
+            else f"its first {cfg.speaker.centroid_utterances} training utterances by id"
+        )
+        return (
+            "Speaker similarity: resample to 16 kHz (soxr), resemblyzer's `preprocess_wav` (level to -30 "
+            "dBFS, WebRTC VAD trimming), d-vector = normalised mean of the GE2E encoder's 1.6 s "
+            "partial-window embeddings (resemblyzer 0.1.4's bundled weights). A speaker's centroid averages "
+            f"{centroid}, never a scored sentence. `spk_sim_target`, `spk_sim_source`: cosine to the "
+            "target's and the source's centroid; conversion accuracy: the share of conversions strictly "
+            "nearer the target's centroid than every other corpus speaker's."
+        )
+
+    def prepare(
+        self, material: ReferenceMaterial, train: pd.DataFrame, naturals: pd.DataFrame, cfg: EvaluateConfig
+    ) -> str:
+        """Every speaker's centroid from its training utterances, or why one of them has none."""
+        sources = centroid_sources(
+            train, naturals["utt_id"].astype(str).unique(), cfg.speaker.centroid_utterances
+        )
+        for spk in sorted(set(naturals["speaker"].astype(str))):
+            if not sources.get(spk):
+                return f"speaker {spk!r} has no training utterance for its centroid"
+        try:
+            material.centroids = speaker_centroids(sources, weights=cfg.speaker.weights)
+        except ValueError as err:  # no utterance with enough speech after VAD
+            return f"{err} (too little speech after VAD trimming)"
+        material.centroid_utterances = {spk: len(paths) for spk, paths in sources.items()}
+        return ""
+
+    def score_wav(
+        self, wav: np.ndarray, sample_rate: int, reference_text: str, cfg: EvaluateConfig
+    ) -> tuple[dict[str, Any], str]:
+        embeddings, notes = embed_utterances([wav], sample_rate, weights=cfg.speaker.weights)
+        return {"embedding": embeddings[0]}, notes[0]
+
+    def row(self, raw: Mapping[str, Any], ctx: RowContext, material: ReferenceMaterial) -> dict[str, Any]:
+        embedding = raw.get("embedding")
+        vector = np.full(EMBEDDING_DIM, np.nan) if embedding is None else embedding
+        try:
+            sims = similarity_scores(vector, material.centroids, ctx.source, ctx.target)
+        except KeyError as err:
+            raise MaterialError(f"speaker similarity: {err.args[0]}") from None
+        return {
+            "spk_sim_target": float(sims["spk_sim_target"]),
+            # copy-synthesis has no source speaker
+            "spk_sim_source": np.nan if ctx.made_from == "target" else float(sims["spk_sim_source"]),
+            "spk_accuracy": float(sims["nearest_is_target"]),
+        }
+
+    def natural_row(
+        self, raw: Mapping[str, Any], speaker: str, utt_id: str, material: ReferenceMaterial
+    ) -> dict[str, Any]:
+        embedding = raw.get("embedding")
+        material.embeddings[speaker, utt_id] = (
+            np.full(EMBEDDING_DIM, np.nan, np.float32) if embedding is None else embedding
+        )
+        own = self.row(raw, RowContext(speaker, speaker), material)
+        return {"spk_sim_own": own["spk_sim_target"], "spk_accuracy_own": own["spk_accuracy"]}
+
+    def natural_raw(
+        self, natural: Mapping[str, Any], speaker: str, utt_id: str, material: ReferenceMaterial
+    ) -> dict[str, Any]:
+        return {"embedding": material.embeddings.get((speaker, utt_id))}
+
+
+METRIC = SpeakerMetric()

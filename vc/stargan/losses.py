@@ -1,4 +1,4 @@
-"""Loss terms of StarGAN-VC(2), one idea each; :mod:`vc.training.objectives` weights and sums them.
+"""Loss terms of StarGAN-VC(2), one idea each; :mod:`vc.stargan.objective` weights and sums them.
 
 Logits are the discriminator's raw outputs ``(B,)``; features are ``(B, D, T)``.
 """
@@ -17,8 +17,8 @@ __all__ = [
     "adversarial_g_loss",
     "classification_loss",
     "cycle_loss",
-    "feature_matching_loss",
     "identity_loss",
+    "mean_feature_matching_loss",
 ]
 
 ADV_LOSSES = ("lsgan", "hinge", "bce")
@@ -77,13 +77,19 @@ def classification_loss(logits: Tensor, labels: Tensor) -> Tensor:
     return F.cross_entropy(logits, labels)
 
 
-def feature_matching_loss(real_features: Sequence[Tensor], fake_features: Sequence[Tensor]) -> Tensor:
+def mean_feature_matching_loss(real_features: Sequence[Tensor], fake_features: Sequence[Tensor]) -> Tensor:
     """Mean over D's layers of the L1 distance between the per-channel means of real and fake features.
 
     Training is non-parallel: a fake and the real target sample beside it in the batch are different
     sentences, so matching them position by position would be wrong. Instead each layer's activations
     ``(B, C, H, W)`` are averaged over the batch and all positions to ``(C,)``, and the fake means are
-    pulled towards the real ones. The real features are detached: this term trains G only.
+    pulled towards the real ones (feature matching on statistics, as Salimans et al., "Improved techniques
+    for training GANs", NeurIPS 2016, Sec. 3.1, with L1). The real features are detached: this term trains
+    G only.
+
+    Not :func:`vc.vocoders.losses.feature_matching_loss` (HiFi-GAN Eq. 4): that one compares real and
+    generated audio of the same utterance map by map, summed over layers; this one compares means,
+    averaged over layers.
     """
     if len(real_features) != len(fake_features) or not real_features:
         raise ValueError("feature matching needs the same, non-zero number of real and fake layers")

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vc.models.layers import CodeConcatConv, ConvBlock, ResidualBlock, pad_to_multiple
+from vc.stargan.layers import CodeConcatConv, ConvBlock, ResidualBlock, pad_to_multiple
 
 __all__ = ["CONDITIONINGS", "TOPOLOGIES", "UPSAMPLINGS", "Generator"]
 
@@ -31,8 +31,11 @@ class Generator(nn.Module):
     ``cin_target`` (from the target code only) or ``concat`` (StarGAN-VC1: the target one-hot code as
     constant extra channels on the input of every convolution, plain instance norm).
 
+    Every keyword argument is required: they are the fields of :class:`vc.config.GeneratorConfig`, whose
+    defaults are the only ones (:func:`vc.stargan.networks.build_generator` maps the section onto them).
+
     Widths: the input convolution yields ``channels``, downsampling blocks ``2 * channels``, residual blocks
-    ``res_channels`` (default ``2 * channels``; twice that before the residual GLU). ``upsampling`` is the
+    ``res_channels`` (``None``: ``2 * channels``; twice that before the residual GLU). ``upsampling`` is the
     reading of Fig. 2's upsampling blocks (conv 1024 -> pixel shuffle 256 -> GLU at ``channels = 128``):
     ``halve`` (a channel-halving GLU: the blocks yield ``channels`` and ``channels // 2``, i.e. 128 and 64)
     or ``keep`` (the gate ``h * sigmoid(h)`` keeps the shuffled width: ``2 * channels`` and ``channels``,
@@ -49,13 +52,13 @@ class Generator(nn.Module):
         num_speakers: int,
         feature_dim: int,
         *,
-        topology: str = "2-1-2d",
-        conditioning: str = "cin_source_target",
-        channels: int = 32,
-        res_blocks: int = 6,
-        res_kernel: int = 5,
-        res_channels: int | None = None,
-        upsampling: str = "halve",
+        topology: str,
+        conditioning: str,
+        channels: int,
+        res_blocks: int,
+        res_kernel: int,
+        res_channels: int | None,
+        upsampling: str,
     ) -> None:
         super().__init__()
         if topology not in TOPOLOGIES:

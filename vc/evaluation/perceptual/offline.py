@@ -40,7 +40,7 @@ class NetworkAccessError(RuntimeError):
 def enable_offline() -> None:
     """Set the hub offline switches in ``os.environ`` (and in ``huggingface_hub`` if already imported).
 
-    Idempotent; called by every model loader of :mod:`vc.perceptual` before it imports its library.
+    Idempotent; called by every model loader of :mod:`vc.evaluation.perceptual` before it imports its library.
     """
     for key, value in OFFLINE_ENV.items():
         os.environ[key] = value

@@ -17,14 +17,14 @@ import torch
 from torch import Tensor
 
 from vc.config import LossWeights
-from vc.losses import (
+from vc.stargan.losses import (
     ADV_LOSSES,
     adversarial_d_terms,
     adversarial_g_loss,
     classification_loss,
     cycle_loss,
-    feature_matching_loss,
     identity_loss,
+    mean_feature_matching_loss,
 )
 
 __all__ = ["Batch", "StarGANObjective"]
@@ -155,7 +155,7 @@ class StarGANObjective:
                 # Real features need no graph: a separate no-grad call saves D's backward on them.
                 with torch.no_grad():
                     _, real_features = self.discriminator(batch.y, src, tgt)
-                terms["g/fm"] = feature_matching_loss(real_features, fake_features)
+                terms["g/fm"] = mean_feature_matching_loss(real_features, fake_features)
         if lam.cyc > 0:
             terms["g/cyc"] = cycle_loss(x, self.generator(fake, tgt, src))
         if same is not None:

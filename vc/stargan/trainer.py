@@ -25,12 +25,12 @@ from torch import nn
 
 from vc.config import ExperimentConfig, OptimizerConfig
 from vc.configlib import to_dict
-from vc.models import build_models
 from vc.parallel import cpus_per_job
-from vc.training.data import FeatureBank
+from vc.stargan.data import FeatureBank
+from vc.stargan.networks import build_models
+from vc.stargan.objective import StarGANObjective
 from vc.training.distributed import DistContext
 from vc.training.loop import LogHook, ResumableLoop, Row, TrainingInterrupted, configure_device
-from vc.training.objectives import StarGANObjective
 
 __all__ = ["TrainState", "Trainer", "TrainingInterrupted"]
 

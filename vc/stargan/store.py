@@ -23,7 +23,7 @@ from vc.configlib import build, to_dict
 from vc.errors import InputError
 from vc.features.stats import FeatureStats
 from vc.io import atomic_dir, write_json
-from vc.models import Generator
+from vc.stargan.networks import Generator, build_generator
 
 __all__ = ["ModelLoadError", "TrainedModel", "load_model", "save_model"]
 
@@ -80,9 +80,7 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu") -> Traine
     experiment = build(ExperimentConfig, config["experiment"])
     features = build(FeaturesConfig, config["features"])
     stats = FeatureStats.load(folder / "stats.json")
-    generator = Generator(
-        config["num_speakers"], config["feature_dim"], **to_dict(experiment.model.generator)
-    )
+    generator = build_generator(config["num_speakers"], config["feature_dim"], experiment.model.generator)
     state = torch.load(folder / "generator.pt", map_location="cpu", weights_only=True)
     try:
         generator.load_state_dict(state, strict=True)
