@@ -85,3 +85,14 @@ def test_training_fingerprint_changes_with_any_module_training_imports(tmp_path:
         before = after
     other_seed = load_params({"seeds": [0, 1]}).experiment("stargan-vc2", seed=1)
     assert fingerprint(other_seed, stats, index, tmp_path) != before
+
+
+def test_dvc_yaml_code_deps_are_the_generated_ones() -> None:
+    """`python -m pipeline.codedeps --dvc` writes every stage's code deps; the committed dvc.yaml is its
+    output (run it after adding or moving a module)."""
+    from pipeline.codedeps import code_deps, rewrite_dvc_yaml
+
+    assert rewrite_dvc_yaml() == (ROOT / "dvc.yaml").read_text(encoding="utf-8")
+    deps = code_deps("pipeline.stats")
+    assert "vc/features" in deps and "pipeline/stats.py" in deps  # a whole package collapses to its folder
+    assert not any(d.startswith("vc/features/") for d in deps)
