@@ -44,6 +44,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="ci-report")
     parser.add_argument("--keep", action="store_true", help="keep the temporary project")
+    parser.add_argument(
+        "--params",
+        default=str(ROOT / ".ci" / "params.yaml"),
+        help="overrides of params.yaml (default: .ci/params.yaml; benchmarks/gpu.sh gives its own)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level="INFO", format="%(levelname)s %(name)s: %(message)s")
     bin_dir = Path(sys.executable).parent
@@ -55,10 +60,10 @@ def main() -> None:
         for rel in project_files(ROOT):
             (work / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / rel, work / rel)
-        params = deep_merge(
-            yaml.safe_load((ROOT / "params.yaml").read_text()),
-            yaml.safe_load((ROOT / ".ci" / "params.yaml").read_text()),
-        )
+        overrides = yaml.safe_load(Path(args.params).read_text())
+        params = deep_merge(yaml.safe_load((ROOT / "params.yaml").read_text()), overrides)
+        if "experiments" in overrides:  # the experiments named there, not added to the default ones
+            params["experiments"] = overrides["experiments"]
         (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         loaded = load_params(params)
         for cmd in (

@@ -14,6 +14,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from pipeline.common import read_params, run
+from vc import cost
 from vc.audio import resample
 from vc.baselines import Baseline, BaselineInputs, baseline, wav_relpath
 from vc.config import Params
@@ -99,25 +100,27 @@ def main(args: argparse.Namespace) -> None:
         results = {}
         for name in params.baselines:
             entry = baseline(name)
-            items = synthesize_baseline(
-                entry, _items(entry, plan), inputs, params.data.sample_rate, wavs / name
-            )
-            scores = score_every_metric(
-                items,
-                args.references,
-                material,
-                params.features,
-                params.evaluate,
-                workers=params.evaluate.workers,
-                label=name,
-                made_from=entry.made_from,
-            )
+            items = _items(entry, plan)
+            with cost.phase(name), cost.phase("synthesis", len(items) * bool(entry.make_wav), "utterance"):
+                items = synthesize_baseline(entry, items, inputs, params.data.sample_rate, wavs / name)
+            with cost.phase(name):
+                scores = score_every_metric(
+                    items,
+                    args.references,
+                    material,
+                    params.features,
+                    params.evaluate,
+                    workers=params.evaluate.workers,
+                    label=name,
+                    made_from=entry.made_from,
+                )
             summary = system_summary(name, "baseline", scores, params.evaluate, entry.unit)
             results[name] = (scores, {**summary, "perceptual": material.info()})
     with atomic_dir(args.out) as out:
         for name, (scores, summary) in results.items():
             write_system_results(out / name, summary, scores)
-    _log_runs(params, Path(args.params), Path(args.out), {n: s for n, (_, s) in results.items()})
+    with cost.phase("mlflow"):
+        _log_runs(params, Path(args.params), Path(args.out), {n: s for n, (_, s) in results.items()})
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from vc import cost
 from vc.config import Params, load_params_file
 from vc.errors import InputError
 from vc.io import write_text
@@ -45,6 +46,12 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("VC_LOG_LEVEL", "INFO"),
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
     )
+    parser.add_argument(
+        "--cost",
+        default=None,
+        help="write the stage's cost (wall, CPU, peak memory, phases) here; default under DVC: "
+        f"<repo>/{cost.COST_DIR}/<stage>.json, never a DVC output (`vc cost` reads them)",
+    )
 
 
 def run(
@@ -60,8 +67,10 @@ def run(
     )
     for noisy in ("matplotlib", "PIL", "numba", "urllib3", "alembic", "git", "faster_whisper"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    stage = os.environ.get("DVC_STAGE") or getattr(main, "__module__", "stage").rsplit(".", 1)[-1]
     try:
-        main(args)
+        with cost.record(stage, cost.cost_path(args.cost)):
+            main(args)
     except InputError as err:
         log.error("%s", err)
         sys.exit(2)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import numpy as np
 import torch
 
 from pipeline.common import read_params, run
+from vc import cost
 from vc.audio import resample
 from vc.config import VocoderConfig
 from vc.conversion import convert_features, convert_mel, vocode, vocoder_for
@@ -48,17 +50,34 @@ def _model(folder: Path) -> TrainedModel:
     return load_model(folder)
 
 
-def _convert_one(job: _Job) -> None:
-    """Convert one utterance and write its wav (in a worker process; the model is loaded once per process)."""
+def _convert_one(job: _Job) -> dict[str, float]:
+    """Convert one utterance and write its wav (in a worker process; the model is loaded once per process).
+
+    Returns the seconds of each step (model loading, the generator, the vocoder, writing), for the cost.
+    """
+    clock = time.perf_counter()
+    seconds = {}
+
+    def lap(step: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[step] = now - clock
+        clock = now
+
     model = _model(job.model)
+    lap("load")
     stats = model.stats
     kind = stats.feature_kind
     if kind == "mel":
         converted = convert_mel(model, np.load(mel_path(job.features)), job.source, job.target)
     else:
         converted = convert_features(model, load_features(job.features), job.source, job.target)
+    lap("generator")
     wav = vocode(converted, stats, vocoder_for(kind), job.vocoder)
+    lap(f"vocoder ({vocoder_for(kind)})")
     write_wav(job.out, resample(wav, stats.codec.sample_rate, job.sample_rate), job.sample_rate)
+    lap("write")
+    return seconds
 
 
 def main(args: argparse.Namespace) -> None:
@@ -91,7 +110,11 @@ def main(args: argparse.Namespace) -> None:
             )
             for (src, tgt, utt), rel in zip(plan.itertuples(index=False), paths, strict=True)
         ]
-        parallel_map(_convert_one, jobs, workers=params.convert.workers, desc="convert")
+        with cost.phase("convert", count=len(jobs), unit="utterance"):
+            laps = parallel_map(_convert_one, jobs, workers=params.convert.workers, desc="convert")
+        for seconds in laps:
+            for step, s in seconds.items():
+                cost.work(f"convert/{step}", s, int(step != "load"), "utterance")
         plan.assign(path=paths).to_csv(tmp / "index.csv", index=False)
     log.info(
         "converted %d %s sentences (%d pairs) with %s, seed %d",

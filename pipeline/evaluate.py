@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.common import read_params, repo_root, run
+from vc import cost
 from vc.evaluation.perceptual.reference import ReferenceMaterial
 from vc.evaluation.recipe import RecipeAnalysis, analyze_wav_for_eval
 from vc.evaluation.registry import summary_line
@@ -90,7 +91,7 @@ def main(args: argparse.Namespace) -> None:
         shutil.copyfile(model_dir / name, out / name)
     train = json.loads((model_dir / "train.json").read_text())
     tracker = RunTracker.resume(train["mlflow_run_id"], repo_root())
-    with tracker.terminate_on_exit():
+    with tracker.terminate_on_exit(), cost.phase("mlflow"):
         files = [(out / "scores.csv", "eval"), (out / "summary.json", "eval")]
         files += [(figure, "eval")] if figure.is_file() else []
         files += sample_files(items, converted, Path(args.corpus), params.evaluate.samples_to_log)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.common import read_params, run
+from vc import cost
 from vc.config import FeaturesConfig
 from vc.corpus.build import read_manifest
 from vc.corpus.selection import usable_utterances
@@ -51,7 +52,8 @@ def main(args: argparse.Namespace) -> None:
             _Job(corpus / p, tmp / s / f"{u}.npz", params.features)
             for s, u, p in zip(rows["speaker"], rows["utt_id"], rows["path"], strict=True)
         ]
-        parallel_map(_analyze, jobs, workers=params.evaluate.workers, desc="reference analysis")
+        with cost.phase("mcd analysis", count=len(jobs), unit="utterance"):
+            parallel_map(_analyze, jobs, workers=params.evaluate.workers, desc="reference analysis")
 
         train = usable_utterances(manifest, index, "train")  # what training saw, skipped files left out
         texts = manifest.set_index(["speaker", "utt_id"])["text"]

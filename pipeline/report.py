@@ -8,6 +8,8 @@ import logging
 from pathlib import Path
 
 from pipeline.common import read_params, run
+from pipeline.ratings import RESULT_FILE
+from vc.cost_table import cost_markdown, load_costs
 from vc.evaluation.perceptual.reference import ReferenceMaterial
 from vc.evaluation.recipe import recipe_markdown
 from vc.evaluation.registry import summary_line
@@ -47,6 +49,8 @@ def main(args: argparse.Namespace) -> None:
         reference=params.report.reference,
         perceptual=ReferenceMaterial.load(perceptual_dir(args.references)),
         vocoder=_vocoder_manifest(Path(args.vocoder)),
+        cost=cost_markdown(load_costs(args.costs), heading="##"),
+        ratings=json.loads((Path(args.ratings) / RESULT_FILE).read_text()),
     )
     for name, m in metrics.items():
         log.info("%-24s %s", name, summary_line(m))
@@ -59,6 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("experiments", "baselines", "references", "corpus", "features", "features-timing", "out"):
         parser.add_argument(f"--{name}", required=True)
     parser.add_argument("--vocoder", required=True, help="the `vocoder` stage's output")
+    parser.add_argument("--ratings", required=True, help="the `ratings` stage's output")
+    parser.add_argument(
+        "--costs", required=True, help="the stages' cost files (read, never a dependency: see vc.cost)"
+    )
     return parser
 
 

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from pipeline.codedeps import ROOT, hash_code
 from pipeline.common import relaunch_with_torchrun_if_asked
+from vc import cost
 from vc.config import FinetuneConfig, TrainConfig
 from vc.configlib import to_dict
 from vc.tracking import RunTracker
@@ -127,7 +128,8 @@ def run_resumable(module: str, job: TrackedJob) -> Any:
     finished = Finished(time.perf_counter() - start, dist.world_size)
     if tracker is not None:
         try:
-            job.export(state, tracker, finished)
+            with cost.phase("export"):
+                job.export(state, tracker, finished)
         except BaseException:
             tracker.end("FAILED")
             dist.close()
@@ -149,12 +151,17 @@ def fit_tracked(loop: ResumableLoop, tracker: RunTracker | None) -> LoopState:
     here unless fitting succeeds: the caller logs the outputs and ends it FINISHED."""
     try:
         if loop.maybe_resume() and tracker is not None:
-            # the new run holds the whole curve: the rows before the interruption, then the rest
             tracker.set_tags({"vc.resumed_from_iteration": loop.state.step})
-            tracker.log_metric_rows(
-                [(int(r["step"]), {k: v for k, v in r.items() if k != "step"}) for r in loop.state.history]
-            )
-        return loop.fit(resume=False)
+            if not tracker.reattached:  # a new run holds the whole curve: the rows before, then the rest
+                rows = [
+                    (int(r["step"]), {k: v for k, v in r.items() if k != "step"}) for r in loop.state.history
+                ]
+                tracker.log_metric_rows(rows)
+        first = loop.state.step
+        with cost.phase("fit", unit="iteration") as fit:
+            state = loop.fit(resume=False)
+            fit.count = state.step - first  # iterations run here (after a resume: the rest)
+        return state
     except TrainingInterrupted as stop:
         log.warning("%s", stop)
         if tracker is not None:

@@ -14,6 +14,7 @@ Multi-process training: ``torchrun --nproc_per_node N -m pipeline.train ...``, o
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,11 +32,14 @@ from vc.stargan.data import FeatureBank
 from vc.stargan.store import save_model
 from vc.stargan.trainer import Trainer, TrainState
 from vc.tracking import RunTracker
+from vc.training.checkpoint import latest_checkpoint
 from vc.training.distributed import DistContext
 
 log = logging.getLogger("pipeline.train")
 
 CODE_ROOT = ROOT
+#: Beside the checkpoints: the MLflow run they belong to and their fingerprint (a resumed run continues it).
+RUN_MARKER = "mlflow_run.json"
 
 
 def fingerprint(
@@ -98,7 +102,20 @@ class TrainingJob:
         )
 
     def start_run(self) -> RunTracker:
-        return RunTracker.for_stage(
+        """The stage's MLflow run. After an interruption (a requeued SLURM job, a second `dvc repro`), the
+        interrupted run itself: its id is kept beside the checkpoints with their fingerprint and reopened
+        while a checkpoint of that fingerprint exists, so one run holds the whole training."""
+        checkpoints = Path(self.args.checkpoints)
+        marker = checkpoints / RUN_MARKER
+        current = fingerprint(self.exp, self.stats_path, Path(self.args.features) / "index.csv")
+        if marker.is_file() and latest_checkpoint(checkpoints) is not None:
+            saved = json.loads(marker.read_text(encoding="utf-8"))
+            if saved.get("fingerprint") == current:
+                tracker = RunTracker.resume(saved["run_id"])
+                tracker._start_system_metrics()
+                log.info("%s: continuing MLflow run %s", self.name, tracker.run_id)
+                return tracker
+        tracker = RunTracker.for_stage(
             self.params,
             "train",
             self.name,
@@ -108,6 +125,9 @@ class TrainingJob:
             tags={"vc.seed": str(self.exp.train.seed)},
             run_params=mlflow_params(self.params, self.exp),
         )
+        checkpoints.mkdir(parents=True, exist_ok=True)
+        write_json(marker, {"run_id": tracker.run_id, "fingerprint": current})
+        return tracker
 
     def export(self, state: TrainState, tracker: RunTracker, finished: Finished) -> None:
         """The stage's outputs (model folder, loss curves, summary), also logged to the MLflow run."""

@@ -12,6 +12,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+# The `chrome` fixture (headless Debian Chromium, tests/browser.py), registered once for every test file.
+pytest_plugins = ["browser"]
+
 # Under `pytest -n N` every worker is one process on the same cores: give each its share of the threads before
 # anything imports torch. Two workers with one OpenMP thread per core each spin-wait on each other and run the
 # torch tests several times slower (the same effect as two trainings at once, README "Sweeps").
@@ -137,7 +140,13 @@ ROOT = Path(__file__).resolve().parents[1]
 # end-to-end files go first, longest first, so the longest chain starts at once and the unit tests fill the
 # gaps. (`--dist loadgroup` would be the finer tool, but with pytest 9.2 it silently stops grouping:
 # pytest-xdist issue #1386.)
-END_TO_END_FIRST = ("test_pipeline.py", "test_bad_input.py", "test_interruption.py")
+END_TO_END_FIRST = (
+    "test_pipeline.py",
+    "test_bad_input.py",
+    "test_gpu_script.py",
+    "test_interruption.py",
+    "test_sweep.py",
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -216,7 +225,7 @@ def make_project_copy(dest: Path, overrides: dict | None = None) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
         shutil.copy2(ROOT / name, dest / name)
-    for name in ("pipeline", "vc"):
+    for name in ("pipeline", "vc", "listening-test"):
         shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params = deep_merge(params, TINY_PARAMS_OVERRIDES)

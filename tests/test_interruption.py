@@ -71,9 +71,12 @@ def test_sigterm_to_dvc_repro_checkpoints_and_the_next_repro_resumes(project: Pa
     assert done["iterations"] == 300
     run = mlflow_client(project).get_run(done["mlflow_run_id"])
     assert run.info.status == "FINISHED" and run.data.tags["vc.resumed_from_iteration"] == str(stopped_at)
+    assert run.info.run_id == killed[0].info.run_id  # the interrupted run continued: no second, copied run
+    assert len(runs_of(project, "attributes.run_name = 'stargan-vc2/seed-0'")) == 1
     history = mlflow_client(project).get_metric_history(run.info.run_id, "g/cyc")
     steps = sorted(m.step for m in history)
     assert steps[0] == 2 and steps[-1] == 300  # the whole curve, before and after the interruption
+    assert len(steps) == len(set(steps))  # each logged once
 
     check_vocoder_finetuning_resumes(project)
 

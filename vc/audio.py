@@ -7,6 +7,7 @@ Every function takes and returns float64 arrays of shape ``(N,)`` (``(N, C)`` be
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,11 +19,15 @@ from vc.errors import InputError
 __all__ = [
     "MIN_SECONDS",
     "MIN_SPECTRAL_CHANGE_DB",
+    "PEAK_CEILING_DBFS",
+    "Leveled",
     "NoSpeechError",
     "PreparedAudio",
     "ShortAudioError",
     "SilentAudioError",
     "UnusableAudioError",
+    "active_level_dbfs",
+    "match_level",
     "peak_dbfs",
     "prepare",
     "resample",
@@ -182,3 +187,57 @@ def prepare(wav: np.ndarray, sample_rate: int, cfg: AudioConfig, *, name: str = 
     if cfg.peak_normalize is not None:
         wav = wav * (cfg.peak_normalize / np.max(np.abs(wav)))
     return PreparedAudio(wav=wav, sample_rate=cfg.sample_rate, notes=notes)
+
+
+# Loudness matching for listening (the listening page and the listening test play copies; scored files are
+# never touched). The active level is a simple stand-in for ITU-T P.56's active speech level: pauses do
+# not make a clip louder.
+FRAME_SECONDS = 0.02
+ACTIVE_RANGE_DB = 40.0
+PEAK_CEILING_DBFS = -1.0
+
+
+@dataclass(frozen=True)
+class Leveled:
+    """A loudness-matched copy: the waveform, the gain applied, its active level and whether the peak
+    ceiling lowered the gain below the one that reaches the target level."""
+
+    wav: np.ndarray
+    gain_db: float
+    level_dbfs: float
+    limited: bool
+
+
+def active_level_dbfs(wav: np.ndarray, sample_rate: int) -> float:
+    """The active level of ``(N,)`` audio in dB re full scale (1.0): the mean power of the 20 ms frames
+    within 40 dB of the loudest frame. ``-inf`` for digital silence."""
+    wav = np.asarray(wav, dtype=np.float64)
+    n = max(1, round(FRAME_SECONDS * sample_rate))
+    frames = len(wav) // n
+    if frames == 0:
+        power = np.array([np.mean(wav**2)]) if wav.size else np.zeros(1)
+    else:
+        power = np.mean(wav[: frames * n].reshape(frames, n) ** 2, axis=1)
+    loudest = float(power.max())
+    if loudest <= 0.0:
+        return -math.inf
+    active = power[power >= loudest * 10 ** (-ACTIVE_RANGE_DB / 10)]
+    return 10 * math.log10(float(active.mean()))
+
+
+def match_level(
+    wav: np.ndarray, sample_rate: int, target_dbfs: float, ceiling_dbfs: float = PEAK_CEILING_DBFS
+) -> Leveled:
+    """Scale ``wav`` by one gain so that its :func:`active_level_dbfs` is ``target_dbfs``; where that would
+    peak above ``ceiling_dbfs``, the gain that peaks exactly there instead (``limited``). Silence is kept."""
+    level = active_level_dbfs(wav, sample_rate)
+    if not math.isfinite(level):
+        return Leveled(np.asarray(wav, dtype=np.float64), 0.0, level, False)
+    gain_db = target_dbfs - level
+    peak = float(np.max(np.abs(wav)))
+    limited = 20 * math.log10(peak) + gain_db > ceiling_dbfs
+    if limited:
+        gain_db = ceiling_dbfs - 20 * math.log10(peak)
+    return Leveled(
+        np.asarray(wav, dtype=np.float64) * 10 ** (gain_db / 20), gain_db, level + gain_db, limited
+    )

@@ -3,6 +3,9 @@ WORLD-feature models, HiFi-GAN for log-mel models).
 
 vc convert --model models/stargan-vc2/model --source-speaker low1 --target-speaker high2 in.wav out.wav
 vc speakers --model models/stargan-vc2/model
+vc cost                      # what the last `make repro` cost, stage by stage
+vc listen build|invite|revoke|status|serve|export   # the listening test (README "Listen and rate")
+vc sweep run|status|cancel   # a grid of DVC experiments, locally or on SLURM (README "Sweeps on a cluster")
 """
 
 from __future__ import annotations
@@ -33,6 +36,15 @@ def _speakers(args: argparse.Namespace) -> None:
         sys.stdout.write(name + "\n")
 
 
+def _cost(args: argparse.Namespace) -> None:
+    from vc.cost_table import cost_markdown, load_costs
+
+    costs = load_costs(args.dir)
+    if not costs:
+        raise ValueError(f"{args.dir}: no cost files (they are written by `make repro` / `dvc repro`)")
+    sys.stdout.write(cost_markdown(costs, heading="#"))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="vc", description="StarGAN-VC2 voice conversion")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -53,6 +65,14 @@ def main(argv: list[str] | None = None) -> None:
     spk = sub.add_parser("speakers", help="list the speakers a model knows")
     spk.add_argument("--model", required=True)
     spk.set_defaults(func=_speakers)
+    cost = sub.add_parser("cost", help="what the last run of each stage cost (time, CPU, memory, phases)")
+    cost.add_argument("--dir", default="costs", help="the cost files' folder (default: costs)")
+    cost.set_defaults(func=_cost)
+    from vc.listen.cli import add_commands as add_listen_commands
+    from vc.sweep.cli import add_commands as add_sweep_commands
+
+    add_listen_commands(sub)
+    add_sweep_commands(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -595,6 +595,37 @@ class ReportConfig(Section):
     )
 
 
+class ListenPageConfig(Section):
+    """``listen_page:``: the listening page (stage ``listen_page``, :mod:`vc.report.listening`)."""
+
+    sentences: int = Field(2, ge=1, description="test sentences per pair on the page (the first by id)")
+    pairs: tuple[tuple[str, str], ...] = Field(
+        (), description="ordered [source, target] pairs; empty: every converted pair"
+    )
+    seed: int | None = Field(
+        None, description="the training seed whose conversions are played; null: the first of seeds"
+    )
+    level_dbfs: float = Field(
+        -26.0, ge=-60.0, le=-1.0, description="active level of the loudness-matched copies, dBFS"
+    )
+
+
+class RatingsConfig(Section):
+    """``ratings:``: listening-test ratings in the report (stage ``ratings``, :mod:`vc.listen.ratings`)."""
+
+    reference: str = Field(
+        "mean-var", description="the system every other is compared with, paired by rater and sentence"
+    )
+    natural_threshold: float = Field(
+        3.0,
+        ge=1.0,
+        le=5.0,
+        description="raters whose mean score of the hidden natural reference is below this "
+        "are reported (post-screening)",
+    )
+    exclude_low_raters: bool = Field(False, description="leave the raters below natural_threshold out")
+
+
 class TrackingConfig(Section):
     """``tracking:``: the MLflow experiment (the store is ``MLFLOW_TRACKING_URI`` or the repo's SQLite)."""
 
@@ -632,7 +663,15 @@ class Params(Section):
     vocoder: VocoderConfig = Field(default_factory=VocoderConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
+    listen_page: ListenPageConfig = Field(default_factory=ListenPageConfig)
+    ratings: RatingsConfig = Field(default_factory=RatingsConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    sweep: dict[str, Any] = Field(
+        default_factory=dict,
+        exclude=True,  # not a science param: left out of dumps, MLflow params and run fingerprints
+        description="defaults of `vc sweep` (executor, SLURM resources, shared folders): checked by "
+        "vc.sweep.config; no stage reads them",
+    )
 
     _no_train_seed = model_validator(mode="before")(classmethod(lambda cls, data: _reject_train_seed(data)))
 

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
 
 from tqdm import tqdm
 
-__all__ = ["concurrent_jobs", "cpu_count", "cpus_per_job", "parallel_map", "resolve_workers"]
+__all__ = [
+    "concurrent_jobs",
+    "cpu_count",
+    "cpus_per_job",
+    "parallel_map",
+    "resolve_workers",
+    "shutdown_pools",
+]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -80,12 +89,43 @@ def parallel_map(
                 bar.update()
             return out
         chunksize = max(1, min(8, len(items) // (4 * n)))
-        ctx = multiprocessing.get_context("forkserver")
-        with ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_init_worker) as pool:
-            out = []
+        pool = _pool(n)
+        out = []
+        try:
             for result in pool.map(fn, items, chunksize=chunksize):
                 out.append(result)
                 bar.update()
-            return out
+        except BrokenProcessPool:
+            _shutdown(n)  # a worker died (killed, out of memory): the next call starts a new pool
+            raise
+        return out
     finally:
         bar.close()
+
+
+# One pool per worker count, kept for the life of the process: a stage that scores several systems (or
+# analyses and then scores) reuses the same workers, which keep their loaded models (the evaluation's models
+# are cached per process), instead of starting processes and loading every model again for each call.
+_POOLS: dict[int, ProcessPoolExecutor] = {}
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    pool = _POOLS.get(workers)
+    if pool is None:
+        ctx = multiprocessing.get_context("forkserver")
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker)
+        _POOLS[workers] = pool
+    return pool
+
+
+def _shutdown(workers: int, wait: bool = False) -> None:
+    pool = _POOLS.pop(workers, None)
+    if pool is not None:
+        pool.shutdown(wait=wait, cancel_futures=True)
+
+
+@atexit.register
+def shutdown_pools(wait: bool = False) -> None:
+    """Stop every kept worker pool (at exit; ``wait``: until the workers have exited and been reaped)."""
+    for workers in list(_POOLS):
+        _shutdown(workers, wait)

@@ -43,6 +43,11 @@ __all__ = ["RunTracker", "group_tag", "init_tracking", "log_evaluation", "projec
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+#: MLflow's usage telemetry, off in every process of the project (MLflow reads these at each event). Every
+#: process that talks to MLflow imports this module first (``mlflow`` is imported inside its functions).
+TELEMETRY_OFF = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+os.environ.update(TELEMETRY_OFF)
+
 ENV_URI = "MLFLOW_TRACKING_URI"
 TAG_EXPERIMENT = "vc.experiment"
 TAG_GROUP = "vc.group"
@@ -182,6 +187,7 @@ class RunTracker:
         self.uri = uri
         self.client = MlflowClient(uri)
         self._system_metrics = False  # whether this process's active MLflow run is this one
+        self.reattached = False  # whether resume() reopened this run (it already holds its earlier metrics)
 
     # -- lifecycle
     @classmethod
@@ -259,6 +265,7 @@ class RunTracker:
         """Reopen a run (conversion and evaluation log into their training run)."""
         tracker = cls(run_id, tracking_uri(root))
         with_retry(tracker.client.update_run, run_id, status="RUNNING")
+        tracker.reattached = True
         return tracker
 
     def _start_system_metrics(self) -> None:
@@ -396,6 +403,16 @@ def main(argv: list[str] | None = None) -> None:
     ui = sub.add_parser("ui", help="start the MLflow UI against the project's tracking store")
     ui.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
     ui.add_argument("--port", default="5000")
+    compare = sub.add_parser(
+        "ui-compare",
+        help="start the MLflow UI and print (and open, where a browser exists) the link to the runs compared",
+    )
+    compare.add_argument(
+        "--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)"
+    )
+    compare.add_argument("--port", default="5000")
+    compare.add_argument("--url-only", action="store_true", help="only save the view and print the link")
+    compare.add_argument("--no-browser", action="store_true", help="print the link, open no browser")
     args = parser.parse_args(argv)
     logging.basicConfig(level="INFO", format="%(levelname)s %(name)s: %(message)s")
     root = project_root()
@@ -408,6 +425,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "init":
         log.info("tracking store %s ready; experiment '%s' has id %s", tracking_uri(root), name, exp_id)
         return
+    if args.command == "ui-compare":
+        from vc.mlflow_ui import main_ui_compare
+
+        sys.exit(main_ui_compare(args.host, args.port, name, root, args.url_only, not args.no_browser))
     cmd = [
         sys.executable,
         "-m",

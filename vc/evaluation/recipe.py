@@ -31,6 +31,7 @@ import pandas as pd
 import pysptk
 import pyworld as pw
 
+from vc import cost
 from vc.config import EvaluateConfig, FeaturesConfig
 from vc.evaluation.metrics import f0_metrics, mcd, msd
 from vc.evaluation.registry import group_columns
@@ -140,13 +141,22 @@ def score_system(
     references = Path(references)
     paths = [str(p) if isinstance(p, str | Path) else "" for p in items["path"]]
     unique = sorted({p for p in paths if p})
-    analyses = dict(
-        zip(
-            unique,
-            parallel_map(_analyze_job, [(Path(p), features) for p in unique], workers=workers, desc=desc),
-            strict=True,
-        )
-    )
+    with cost.phase("mcd analysis", count=len(unique), unit="utterance"):
+        jobs = [(Path(p), features) for p in unique]
+        analyzed = parallel_map(_analyze_job, jobs, workers=workers, desc=desc)
+        analyses = dict(zip(unique, analyzed, strict=True))
+    with cost.phase("mcd alignment", count=len(paths), unit="utterance"):
+        return _score_rows(items, paths, analyses, references, cfg)
+
+
+def _score_rows(
+    items: pd.DataFrame,
+    paths: list[str],
+    analyses: dict[str, RecipeAnalysis | str],
+    references: Path,
+    cfg: EvaluateConfig,
+) -> pd.DataFrame:
+    """:func:`score_system`'s table from the analysed wavs (DTW and scoring, in this process)."""
     rows = []
     for src, tgt, utt, path in zip(items["source"], items["target"], items["utt_id"], paths, strict=True):
         converted = analyses[path] if path else RecipeAnalysis.load(references / src / f"{utt}.npz")

@@ -95,12 +95,16 @@ def build_report(
     reference: str | None,
     perceptual: ReferenceMaterial | None = None,
     vocoder: Mapping[str, Any] | None = None,
+    cost: str = "",
+    ratings: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write the report folder atomically; return the metrics written to ``metrics.json``.
 
     ``perceptual``: the references stage's perceptual material (natural recordings, skipped metrics,
     provenance); None leaves the perceptual section out. ``vocoder``: the ``vocoder`` stage's manifest
-    (``models/vocoder/vocoder.json``: pretrained or fine-tuned HiFi-GAN), stated under the main table."""
+    (``models/vocoder/vocoder.json``: pretrained or fine-tuned HiFi-GAN), stated under the main table.
+    ``ratings``: the ``ratings`` stage's ``ratings.json`` (the listening test's section).
+    ``cost``: the cost table (:func:`vc.cost_table.cost_markdown`), a section of its own when not empty."""
     summaries = {r.name: system_summary(r.name, r.kind, r.scores, evaluate, r.unit) for r in results}
     comparisons = compare(results, reference, evaluate)
     data = ReportData(
@@ -120,6 +124,8 @@ def build_report(
         reference=reference,
         perceptual=perceptual,
         hifigan=vocoder,
+        cost=cost,
+        ratings=ratings,
     )
     metrics = metrics_json(results, summaries, comparisons)
     with atomic_dir(out_dir) as tmp:

@@ -8,10 +8,12 @@ wavs. Nothing touches the network (:func:`vc.evaluation.perceptual.offline.enabl
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from vc import cost
 from vc.config import EvaluateConfig
 from vc.evaluation.perceptual.base import join_notes
 from vc.evaluation.perceptual.groups import GROUPS
@@ -40,29 +42,41 @@ def _one_thread() -> None:
     torch.set_num_threads(1)
 
 
-def score_wav(job: WavJob) -> dict[str, dict[str, Any] | str]:
-    """``{group: raw values, ..., "perceptual_note": str}`` of one wav."""
+_LOADED: set[str] = set()  # the groups whose models this process has loaded (their first call)
+
+
+def score_wav(job: WavJob) -> dict[str, Any]:
+    """``{group: raw values, ..., "perceptual_note": str, "seconds": {what: s}}`` of one wav.
+
+    ``seconds`` is the cost of reading the file and of each group; a group's first call in a process is
+    counted apart (``<group> (load)``): it loads the model.
+    """
+    start = time.perf_counter()
     try:
         wav, sr = read_audio(job.path)
     except AudioReadError as err:
-        return {"perceptual_note": str(err)}
+        return {"perceptual_note": str(err), "seconds": {}}
     enable_offline()
     _one_thread()
-    out: dict[str, dict[str, Any] | str] = {}
+    seconds = {"read": time.perf_counter() - start}
+    out: dict[str, Any] = {}
     notes = []
     for name in job.groups:
+        start = time.perf_counter()
         out[name], note = GROUPS[name].score_wav(wav, sr, job.reference_text, job.cfg)
+        seconds[name if name in _LOADED else f"{name} (load)"] = time.perf_counter() - start
+        _LOADED.add(name)
         notes.append((name, note))
     out["perceptual_note"] = join_notes(notes)
+    out["seconds"] = seconds
     return out
 
 
 def score_wavs(jobs: Sequence[WavJob], workers: int, desc: str) -> dict[str, dict[str, Any]]:
     """:func:`score_wav` of every job (each path once) in ``workers`` processes, by path."""
-    return dict(
-        zip(
-            [j.path for j in jobs],
-            parallel_map(score_wav, list(jobs), workers=workers, desc=desc),
-            strict=True,
-        )
-    )
+    with cost.phase("perceptual", count=len(jobs), unit="utterance"):
+        results = parallel_map(score_wav, list(jobs), workers=workers, desc=desc)
+    for result in results:
+        for what, seconds in result.pop("seconds").items():
+            cost.work(f"perceptual/{what}", seconds, 0 if what.endswith("(load)") else 1, "utterance")
+    return dict(zip([j.path for j in jobs], results, strict=True))

@@ -1,0 +1,166 @@
+"""The cost files every stage writes (vc.cost), the table built from them (vc.cost_table, `vc cost`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import stat
+import time
+from pathlib import Path
+
+import pytest
+
+from pipeline.common import run
+from vc import cost
+from vc.cli import main as vc_main
+from vc.cost_table import cost_markdown, load_costs
+from vc.parallel import parallel_map
+
+
+def _burn(seconds: float) -> float:
+    """Spin the CPU for ``seconds`` (a worker's work); returns what it measured."""
+    start = time.process_time()
+    while time.process_time() - start < seconds:
+        pass
+    return time.process_time() - start
+
+
+def test_a_recorded_stage_writes_its_phases_work_and_machine(tmp_path: Path) -> None:
+    path = tmp_path / "costs" / "evaluate@x-0.json"
+    with cost.record("evaluate@x-0", path):
+        with cost.phase("mcd", count=4, unit="utterance"):
+            _burn(0.05)
+            with cost.phase("inner"):
+                pass
+        with cost.phase("mcd", count=2, unit="utterance"):
+            pass
+        cost.work("perceptual/asr", 0.5, 1, "utterance")
+        cost.work("perceptual/asr", 0.25, 1, "utterance")
+    data = json.loads(path.read_text())
+    phases = {p["name"]: p for p in data["phases"]}
+    assert set(phases) == {"mcd", "mcd/inner"}
+    assert phases["mcd"]["calls"] == 2 and phases["mcd"]["count"] == 6
+    assert phases["mcd"]["cpu_s"] >= 0.04 and data["wall_s"] >= phases["mcd"]["wall_s"]
+    (asr,) = data["work"]
+    assert asr["wall_s"] == pytest.approx(0.75) and asr["count"] == 2
+    assert set(data["host"]) == {"cpu", "amx", "cores"} and data["host"]["cores"] >= 1
+    assert data["peak_mb"] > 10
+    mode = stat.S_IMODE(path.stat().st_mode)
+    assert mode == 0o666 & ~_umask(), oct(mode)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_phases_outside_a_recording_do_nothing() -> None:
+    with cost.phase("anything", count=3) as entry:
+        entry.count += 2  # as the training loop counts its iterations
+        cost.work("anything", 1.0)
+
+
+def test_items_counted_inside_a_phase_are_recorded(tmp_path: Path) -> None:
+    with cost.record("train@x-0", tmp_path / "c.json"), cost.phase("fit", unit="iteration") as fit:
+        fit.count = 500
+    (fit_row,) = json.loads((tmp_path / "c.json").read_text())["phases"]
+    assert fit_row["count"] == 500 and fit_row["unit"] == "iteration"
+
+
+def test_a_failed_stage_keeps_the_previous_cost_file(tmp_path: Path) -> None:
+    path = tmp_path / "train@a-0.json"
+    path.write_text("previous")
+    with pytest.raises(RuntimeError), cost.record("train@a-0", path):
+        raise RuntimeError("training diverged")
+    assert path.read_text() == "previous"
+
+
+def test_worker_processes_count_in_the_cpu_time(tmp_path: Path) -> None:
+    path = tmp_path / "c.json"
+    with cost.record("stage", path):
+        measured = parallel_map(_burn, [0.3, 0.3], workers=2, progress=False)
+    assert sum(measured) >= 0.55
+    assert json.loads(path.read_text())["cpu_s"] >= 0.5  # the workers' CPU, reaped at the stage's end
+
+
+def test_where_the_cost_goes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for var in ("DVC_ROOT", "DVC_STAGE", "RANK"):
+        monkeypatch.delenv(var, raising=False)
+    assert cost.cost_path() is None
+    assert cost.cost_path("x.json") == Path("x.json")
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    monkeypatch.setenv("DVC_STAGE", "train@stargan-vc2-0")
+    assert cost.cost_path() == tmp_path / "costs" / "train@stargan-vc2-0.json"
+    monkeypatch.setenv("RANK", "1")  # torchrun's other ranks record nothing
+    assert cost.cost_path() is None
+
+
+def test_every_stage_records_its_cost_under_dvc(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    monkeypatch.setenv("DVC_STAGE", "features")
+    monkeypatch.delenv("RANK", raising=False)
+
+    def main(args: argparse.Namespace) -> None:
+        with cost.phase("analysis", count=3, unit="utterance"):
+            pass
+
+    run(main, argparse.ArgumentParser(), [])
+    data = json.loads((tmp_path / "costs" / "features.json").read_text())
+    assert data["stage"] == "features" and data["phases"][0]["count"] == 3
+
+
+def _cost_file(folder: Path, stage: str, wall: float, phases: list, work: list, cpu: str = "CPU A") -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    data = {
+        "version": cost.VERSION,
+        "stage": stage,
+        "started": "2026-12-04T10:00:00+00:00",
+        "wall_s": wall,
+        "cpu_s": wall * 1.5,
+        "peak_mb": 500.0,
+        "host": {"cpu": cpu, "amx": True, "cores": 2},
+        "phases": phases,
+        "work": work,
+    }
+    (folder / f"{stage}.json").write_text(json.dumps(data))
+
+
+def _phase(name: str, wall: float, count: int = 0, unit: str = "") -> dict:
+    return {"name": name, "wall_s": wall, "cpu_s": wall, "calls": 1, "count": count, "unit": unit}
+
+
+def test_the_table_adds_up_stages_phases_work_and_training(tmp_path: Path) -> None:
+    folder = tmp_path / "costs"
+    for seed in (0, 1):
+        _cost_file(folder, f"train@vc2-{seed}", 60.0, [_phase("fit", 50.0, 500, "iteration")], [])
+    asr = {**_phase("perceptual/intelligibility", 30.0, 100, "utterance"), "calls": 100}
+    load = {**_phase("perceptual/intelligibility (load)", 4.0, 0, "utterance"), "calls": 2}
+    _cost_file(folder, "evaluate@vc2-0", 80.0, [_phase("perceptual", 70.0, 100, "utterance")], [asr, load])
+    (folder / "broken.json").write_text("{not json")
+    (folder / "old.json").write_text(json.dumps({"version": 0, "stage": "old"}))
+    costs = load_costs(folder)
+    assert [c["stage"] for c in costs] == ["evaluate@vc2-0", "train@vc2-0", "train@vc2-1"]
+    text = cost_markdown(costs)
+    assert "| train | 2 | 120.0 | 60% |" in text  # 120 of 200 s
+    assert "| evaluate | 1 | 80.0 | 40% |" in text
+    assert "| **all** | 3 | **200.0** | 100% |" in text
+    assert "| evaluate | perceptual | 70.0 | 88% | 100 utterances | 0.700 s/utterance |" in text
+    assert "| perceptual/intelligibility | 30.0 | 100 utterances | 0.300 |" in text
+    assert "| perceptual/intelligibility (load) | 4.0 | 2 loads | 2.00 per load |" in text
+    assert "| train@vc2-1 | 500 | 50.0 | 0.100 | 60.0 |" in text
+    assert "Measured on CPU A, with AMX tiles, 2 cores." in text
+    _cost_file(folder, "report", 1.0, [], [], cpu="CPU B")
+    assert "several machines" in cost_markdown(load_costs(folder))
+    assert cost_markdown([]) == ""
+
+
+def test_vc_cost_prints_the_table_or_says_why_not(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stop:
+        vc_main(["cost", "--dir", str(tmp_path / "none")])
+    assert stop.value.code == 2
+    _cost_file(tmp_path / "costs", "features", 12.0, [], [])
+    vc_main(["cost", "--dir", str(tmp_path / "costs")])
+    out = capsys.readouterr().out
+    assert out.startswith("# Cost of the last run of each stage") and "| features | 1 | 12.0 | 100% |" in out
