@@ -148,7 +148,7 @@ def test_the_table_adds_up_stages_phases_work_and_training(tmp_path: Path) -> No
     assert "| **all** | 3 | **200.0** | 100% |" in text
     assert "| evaluate | perceptual | 70.0 | 88% | 100 utterances | 0.700 s/utterance |" in text
     assert "| perceptual/intelligibility | 30.0 | 100 utterances | 0.300 |" in text
-    assert "| perceptual/intelligibility (load) | 4.0 | 2 loads | 2.00 per load |" in text
+    assert "| perceptual/intelligibility (load) | 4.0 | 2 calls | 2.00 per call |" in text
     assert "| train@vc2-1 | 500 | 50.0 | 0.100 | 60.0 |" in text
     assert "Measured on CPU A, with AMX tiles, 2 cores." in text
     _cost_file(folder, "report", 1.0, [], [], cpu="CPU B")

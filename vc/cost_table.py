@@ -112,8 +112,8 @@ def _work_rows(costs: Iterable[dict[str, Any]]) -> list[str]:
     for name, e in sorted(sums.items()):
         if e["count"]:
             per, items = f"{e['seconds'] / e['count']:.3f}", f"{e['count']:,} {e['unit']}s"
-        else:  # a model load: seconds per process that loaded it
-            per, items = f"{e['seconds'] / max(e['calls'], 1):.2f} per load", f"{e['calls']} loads"
+        else:  # no items (a model load): seconds per call; a cached load is a call that costs nothing
+            per, items = f"{e['seconds'] / max(e['calls'], 1):.2f} per call", f"{e['calls']:,} calls"
         rows.append(f"| {name} | {_seconds(e['seconds'])} | {items} | {per} |")
     return rows
 
@@ -159,7 +159,8 @@ def cost_markdown(costs: list[dict[str, Any]], heading: str = "##") -> str:
         ("Phases (summed over the stage's runs)", _phase_rows(costs)),
         (
             "Work per item, measured inside the worker processes (several workers share the cores, so these "
-            "add up to more than the wall time); a model's first call in a process is counted as its load",
+            "add up to more than the wall time); `(load)`: a perceptual model's first call in each worker "
+            "process; `convert/load`: every call, the model being loaded on a process's first",
             _work_rows(costs),
         ),
         ("Training", _training_rows(costs)),
