@@ -109,7 +109,11 @@ def test_grid_is_the_cartesian_product_of_sets() -> None:
         {"train.optimizer.lr_g": 0.0005, "seeds": [0]},
         {"train.optimizer.lr_g": 0.0005, "seeds": [1]},
     ]
-    assert points[1].set_args() == ["-S", "train.optimizer.lr_g=0.001", "-S", "seeds=[1]"]
+    assert points[1].set_args() == ["-S", "++train.optimizer.lr_g=0.001", "-S", "++seeds=[1]"]
+    # a key params.yaml does not spell out (an experiment's overrides are {}): DVC needs ++, given or not
+    assert parse_sets(["++experiments.stargan-vc2.train.optimizer.lr_g=1e-3"]) == [
+        {"experiments.stargan-vc2.train.optimizer.lr_g": 0.001}
+    ]
     assert parse_sets(["train.optimizer.betas=[0.5,0.9],[0.4,0.99]"]) == [
         {"train.optimizer.betas": [0.5, 0.9]},
         {"train.optimizer.betas": [0.4, 0.99]},
@@ -161,8 +165,8 @@ def test_dry_run_prints_the_jobs(project: Path, capsys: pytest.CaptureFixture[st
     sweep_main([*args, "--executor", "slurm", "--partition", "gpu", "--gpus", "1", "--dry-run"])
     out = capsys.readouterr().out.splitlines()
     assert "2 points" in out[0] and "partition gpu" in out[0] and "1 GPUs" in out[0] and "1 CPUs" in out[0]
-    assert "-S train.optimizer.lr_g=0.1 --name dry-p0-" in out[1]
-    assert "-S train.optimizer.lr_g=0.2 --name dry-p1-" in out[2]
+    assert "-S ++train.optimizer.lr_g=0.1 --name dry-p0-" in out[1]
+    assert "-S ++train.optimizer.lr_g=0.2 --name dry-p1-" in out[2]
     assert not (project / "sweeps" / "dry").exists()
 
 

@@ -61,10 +61,12 @@ class Point:
         return f"{sweep}-{self.point_id}"
 
     def set_args(self) -> list[str]:
-        """``-S key=value`` arguments of ``dvc exp run``."""
+        """``-S ++key=value`` arguments of ``dvc exp run``: ``++`` (add or override) because a valid key
+        need not be written in params.yaml (``experiments.<name>.train.*`` of an experiment whose overrides
+        are ``{}``), and DVC refuses a plain ``-S`` for a key the file lacks."""
         out: list[str] = []
         for key, value in self.overrides:
-            out += ["-S", f"{key}={format_value(value)}"]
+            out += ["-S", f"++{key}={format_value(value)}"]
         return out
 
 
@@ -123,7 +125,7 @@ def parse_sets(sets: Sequence[str]) -> list[dict[str, Any]]:
         if "=" not in item:
             raise SweepSpecError(f"-S {item!r}: expected key=value[,value...]")
         key, _, text = item.partition("=")
-        key = key.strip()
+        key = key.strip().removeprefix("++").removeprefix("+")  # DVC's add/override prefixes: always ++
         if ":" in key:
             raise SweepSpecError(f"-S {key}: only params.yaml keys can be swept (no file prefix)")
         if not KEY.match(key):
