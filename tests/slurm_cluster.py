@@ -99,6 +99,10 @@ class SlurmCluster:
                 proc.wait(timeout=10)
 
 
+#: Set to 1 (``.ci/run`` does) to make a missing SLURM fail the tests instead of skipping them.
+REQUIRED_ENV = "VC_SLURM_REQUIRED"
+
+
 def missing_reason() -> str | None:
     """Why a cluster cannot start here, or None."""
     absent = [b for b in BINARIES if shutil.which(b) is None and not Path("/usr/sbin", b).exists()]
@@ -260,6 +264,8 @@ def _node_idle(cluster: SlurmCluster) -> bool:
 def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster]:
     """A running private cluster for the session; ``SLURM_CONF`` points at it while it runs."""
     reason = missing_reason()
+    if reason and os.environ.get(REQUIRED_ENV) == "1":  # CI (.ci/run): the SLURM tests must run
+        pytest.fail(f"{REQUIRED_ENV}=1: {reason}")
     if reason:
         pytest.skip(reason)
     # Not under pytest's basetemp: munged requires every folder above its socket to be searchable by all
