@@ -180,8 +180,23 @@ def check_training_crops(params: Params, root: Path) -> str | None:
     return f"training crops fit the prepared features of {train['speaker'].nunique()} speakers"
 
 
+def check_diagnosis_names(params: Params, root: Path) -> str | None:
+    """``diagnosis.experiment`` and ``diagnosis.start`` name experiments even when the diagnosis is off:
+    dvc.yaml tracks those experiments' params for the diagnosis stage, and DVC stops on a missing key."""
+    d = params.diagnosis
+    for key, name in (("experiment", d.experiment), ("start", d.start)):
+        if name not in params.experiments:
+            raise ConfigError(
+                f"diagnosis.{key}",
+                f"'{name}' is not under experiments (defined: {', '.join(params.experiments)}); dvc.yaml "
+                "tracks its params for the diagnosis stage, so name one of them even with enabled: false",
+            )
+    return f"diagnosis: {'on' if d.enabled else 'off'} ({d.experiment}, switches added to {d.start})"
+
+
 #: Every check, in the order it runs.
 CHECKS: tuple[Check, ...] = (
+    check_diagnosis_names,
     check_corpus,
     check_transcripts,
     check_speaker_pairs,

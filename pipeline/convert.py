@@ -80,10 +80,21 @@ def _convert_one(job: _Job) -> dict[str, float]:
     return seconds
 
 
+def model_folder(run: Path, checkpoint: str) -> Path:
+    """The generator ``convert.checkpoint`` names in a training run's folder: ``model/`` (last) or
+    ``model-best/`` (best: the lowest validation MCD; the last generator where the run had no validation
+    curve)."""
+    if checkpoint == "best":
+        if (run / "model-best").is_dir():
+            return run / "model-best"
+        log.info("%s has no model-best/ (trained before validation curves): the last generator", run)
+    return run / "model"
+
+
 def main(args: argparse.Namespace) -> None:
     params = read_params(args.params)
     exp = params.experiment(args.experiment, args.seed)  # unknown names are errors naming the defined ones
-    model_dir = run_dir(args.models, exp.name, exp.train.seed) / "model"
+    model_dir = model_folder(run_dir(args.models, exp.name, exp.train.seed), params.convert.checkpoint)
     model = load_model(model_dir)
     vocoder = resolve_vocoder(params.vocoder_config(), args.vocoder)
     features = Path(args.features)

@@ -12,34 +12,19 @@ from __future__ import annotations
 
 import argparse
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.common import read_params, run
-from vc import cost
-from vc.config import FeaturesConfig
 from vc.corpus.build import read_manifest
 from vc.corpus.selection import usable_utterances
 from vc.evaluation.perceptual.material import build_reference_material
-from vc.evaluation.recipe import analyze_wav_for_eval
+from vc.evaluation.recipe import analyze_recordings
 from vc.evaluation.registry import natural_line
 from vc.features.extract import read_index
 from vc.io import atomic_dir
 from vc.layout import perceptual_dir
-from vc.parallel import parallel_map
 
 log = logging.getLogger("pipeline.references")
-
-
-@dataclass(frozen=True)
-class _Job:
-    wav: Path
-    out: Path
-    features: FeaturesConfig
-
-
-def _analyze(job: _Job) -> None:
-    analyze_wav_for_eval(job.wav, job.features).save(job.out)
 
 
 def main(args: argparse.Namespace) -> None:
@@ -48,12 +33,7 @@ def main(args: argparse.Namespace) -> None:
     manifest, index = read_manifest(corpus / "manifest.csv"), read_index(args.features)
     rows = usable_utterances(manifest, index, params.convert.split)
     with atomic_dir(args.out) as tmp:
-        jobs = [
-            _Job(corpus / p, tmp / s / f"{u}.npz", params.features)
-            for s, u, p in zip(rows["speaker"], rows["utt_id"], rows["path"], strict=True)
-        ]
-        with cost.phase("mcd analysis", count=len(jobs), unit="utterance"):
-            parallel_map(_analyze, jobs, workers=params.evaluate.workers, desc="reference analysis")
+        analyze_recordings(rows, corpus, tmp, params.features, workers=params.evaluate.workers)
 
         train = usable_utterances(manifest, index, "train")  # what training saw, skipped files left out
         texts = manifest.set_index(["speaker", "utt_id"])["text"]

@@ -15,6 +15,7 @@ from vc.evaluation.recipe import recipe_markdown
 from vc.evaluation.registry import summary_line
 from vc.layout import perceptual_dir
 from vc.report.build import build_report
+from vc.report.diagnosis import RESULT as DIAGNOSIS_FILE
 from vc.report.results import load_results
 from vc.vocoders.store import MANIFEST_FILE
 
@@ -51,6 +52,7 @@ def main(args: argparse.Namespace) -> None:
         vocoder=_vocoder_manifest(Path(args.vocoder)),
         cost=cost_markdown(load_costs(args.costs), heading="##"),
         ratings=json.loads((Path(args.ratings) / RESULT_FILE).read_text()),
+        diagnosis=json.loads((Path(args.diagnosis) / DIAGNOSIS_FILE).read_text()),
     )
     for name, m in metrics.items():
         log.info("%-24s %s", name, summary_line(m))
@@ -64,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument(f"--{name}", required=True)
     parser.add_argument("--vocoder", required=True, help="the `vocoder` stage's output")
     parser.add_argument("--ratings", required=True, help="the `ratings` stage's output")
+    parser.add_argument("--diagnosis", required=True, help="the `diagnosis` stage's output")
     parser.add_argument(
         "--costs", required=True, help="the stages' cost files (read, never a dependency: see vc.cost)"
     )

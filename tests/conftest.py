@@ -206,6 +206,15 @@ TINY_PARAMS_OVERRIDES = {
         "perceptual": ["speaker", "intelligibility", "naturalness"],  # every metric, end to end
         "asr": {"beam_size": 1},  # greedy decoding: the same code path, less decoding
     },
+    # the diagnosis stage: 4-iteration runs of stargan-vc2 and with one switch, on the validation sentence
+    "diagnosis": {
+        "enabled": True,
+        "experiment": "stargan-vc2",
+        "start": "stargan-vc2",
+        "iterations": 4,
+        "validate_every": 2,
+        "switches": {"hinge": {"train": {"adv_loss": "hinge"}}},
+    },
     "tracking": {"experiment": "pipeline-test"},
     # one seed: each seed repeats every training, conversion and evaluation stage (and each queued
     # experiment's); test_bad_input's project trains two and checks the seed spread end to end
@@ -231,6 +240,7 @@ def make_project_copy(dest: Path, overrides: dict | None = None) -> Path:
     params = deep_merge(params, TINY_PARAMS_OVERRIDES)
     params["experiments"] = TINY_PARAMS_OVERRIDES["experiments"]  # mappings that replace, not merge
     params["corpus"]["embedded"]["speakers"] = TINY_PARAMS_OVERRIDES["corpus"]["embedded"]["speakers"]
+    params["diagnosis"] = TINY_PARAMS_OVERRIDES["diagnosis"]
     params = deep_merge(params, overrides or {})
     if overrides and "experiments" in overrides:  # the named experiments, not added to the tiny ones
         params["experiments"] = overrides["experiments"]

@@ -87,14 +87,14 @@ def test_stages_reject_an_unknown_experiment_before_any_work(tmp_path: Path) -> 
         module, args = stage_args(stage, experiment="stargan-vc3", seed=0)  # dvc.yaml's paths, none there
         result = run_module(module, *args, "--params", str(params), cwd=tmp_path)
         assert result.returncode == 2, module
-        defined = "stargan-vc2, stargan-vc2-no-id, stargan-vc, stargan-vc2-mel"
+        defined = "stargan-vc2, stargan-vc2-no-id, stargan-vc, stargan-vc-record, stargan-vc2-mel"
         assert f"unknown experiment 'stargan-vc3' (defined: {defined})" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]  # nothing written
 
 
 def test_check_passes_the_repository_params(tmp_path: Path) -> None:
     result = run_module("pipeline.check", "--params", str(ROOT / "params.yaml"), cwd=tmp_path)
-    assert result.returncode == 0 and "params OK: 4 experiments" in result.stderr
+    assert result.returncode == 0 and "params OK: 5 experiments" in result.stderr
 
 
 def test_check_measures_a_log_mel_crop_in_log_mel_frames_and_needs_the_vocoder(tmp_path: Path) -> None:
@@ -147,3 +147,16 @@ def test_hifigan_systems_are_the_mel_experiments_and_the_hifigan_baselines() -> 
         }
     )
     assert mel_systems(params) == ["m", "copy-synthesis-hifigan"]
+
+
+def test_check_names_a_diagnosis_experiment_that_is_not_defined(tmp_path: Path) -> None:
+    """dvc.yaml tracks the diagnosed experiments' params, so they must exist even with the diagnosis off."""
+    import yaml
+
+    doc = yaml.safe_load((ROOT / "params.yaml").read_text())
+    doc["experiments"] = {"stargan-vc2": {}}
+    doc["diagnosis"]["enabled"] = False
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(doc))
+    result = run_module("pipeline.check", "--params", str(tmp_path / "params.yaml"), cwd=tmp_path)
+    assert result.returncode != 0 and "params key 'diagnosis.experiment'" in result.stderr
+    assert "'stargan-vc-record' is not under experiments (defined: stargan-vc2)" in result.stderr

@@ -108,6 +108,33 @@ def test_bad_params_name_the_key(data: dict, key: str, words: str) -> None:
     assert words in str(info.value) and key in str(info.value)
 
 
+def test_diagnosis_runs_add_each_switch_alone_to_the_working_experiment() -> None:
+    params = read_params(ROOT / "params.yaml")
+    d = params.diagnosis
+    runs = params.diagnosis_runs()
+    assert runs == [d.start, *(f"+{name}" for name in d.switches), d.experiment]
+    start = params.diagnosis_run(d.start)
+    assert start.train.iterations == d.iterations and start.train.optimizer.decay_start == d.iterations // 2
+    switched = params.diagnosis_run("+wasserstein")
+    assert switched.train.adv_loss == "wasserstein" and switched.name == f"{d.start}+wasserstein"
+    assert switched.model == start.model and switched.train.optimizer == start.train.optimizer
+    record = params.diagnosis_run(d.experiment)
+    assert record.train.optimizer.name == "rmsprop" and record.train.batch_size == 2
+    assert record.train.iterations == d.iterations
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for key, value, words in (
+        ("experiment", "nope", "unknown experiment 'nope'"),
+        ("start", "nope", "unknown experiment 'nope'"),
+    ):
+        bad = {**raw, "diagnosis": {**raw["diagnosis"], key: value}}
+        with pytest.raises(ConfigError, match=words) as info:
+            load_params(bad)
+        assert info.value.key == f"diagnosis.{key}"
+    bad = {**raw, "diagnosis": {**raw["diagnosis"], "switches": {"x": {"train": {"adv_loss": "wgan"}}}}}
+    with pytest.raises(ConfigError, match="adv_loss"):
+        load_params(bad)
+
+
 def test_unknown_experiment_name_is_rejected() -> None:
     params = read_params(ROOT / "params.yaml")
     with pytest.raises(ConfigError, match=r"unknown experiment 'stargan-vc3'.*stargan-vc2"):
@@ -125,13 +152,15 @@ def test_read_params_names_the_file_for_invalid_yaml(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------------------ one set of defaults
 def test_library_defaults_are_the_params_yaml_values() -> None:
-    """vc.config's defaults are params.yaml's values: a document that states only the data (presets and
-    experiments) resolves to exactly what params.yaml resolves to, section by section and run by run."""
+    """vc.config's defaults are params.yaml's values: a document that states only the data (presets,
+    experiments, and what the diagnosis runs) resolves to exactly what params.yaml resolves to, section by
+    section and run by run."""
     from vc.configlib import flatten, to_dict
 
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     full = load_params(raw)
-    minimal = load_params({"presets": raw["presets"], "experiments": raw["experiments"]})
+    data = {k: raw["diagnosis"][k] for k in ("enabled", "experiment", "start", "switches")}  # what it runs
+    minimal = load_params({"presets": raw["presets"], "experiments": raw["experiments"], "diagnosis": data})
     expected, got = flatten(to_dict(full)), flatten(to_dict(minimal))
     differ = {
         k: (got.get(k), expected.get(k))

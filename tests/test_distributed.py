@@ -14,7 +14,7 @@ from conftest import ROOT, TINY_PARAMS_OVERRIDES, write_tiny_features
 
 TINY = {
     "model": TINY_PARAMS_OVERRIDES["model"],
-    "train": TINY_PARAMS_OVERRIDES["train"],
+    "train": {**TINY_PARAMS_OVERRIDES["train"], "validate_every": 0},
     "experiments": {"tiny": {}},
     "report": {"reference": None},
     "tracking": {"experiment": "ddp-test"},
@@ -55,6 +55,8 @@ def test_two_gloo_ranks_keep_identical_weights_and_log_one_run(tmp_path: Path) -
         str(out),
         "--checkpoints",
         str(tmp_path / "checkpoints"),
+        "--validation",
+        str(tmp_path / "validation"),  # not read: the params turn the validation curve off
     ]
     result = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -108,6 +108,9 @@ def test_adversarial_losses_known_values() -> None:
     assert adversarial_g_loss("lsgan", fake).item() == pytest.approx((1 + 9) / 2)
     assert adversarial_g_loss("hinge", fake).item() == pytest.approx(1.0)
     assert adversarial_g_loss("bce", torch.tensor([0.0])).item() == pytest.approx(math.log(2))
+    # Wasserstein (the record experiment): the critic's -real and +fake means; G: minus D's output on fakes
+    assert adversarial_d_terms("wasserstein", real, fake) == (torch.tensor(-2.0), torch.tensor(-1.0))
+    assert adversarial_g_loss("wasserstein", fake).item() == pytest.approx(1.0)
     with pytest.raises(ValueError, match="wgan"):
         adversarial_g_loss("wgan", fake)
 
@@ -143,7 +146,7 @@ def test_batch_to_and_len() -> None:
 
 def test_unknown_adv_loss_raises() -> None:
     with pytest.raises(ValueError, match="adversarial"):
-        build(make_args(adv_loss="wasserstein"))
+        build(make_args(adv_loss="wgan"))
 
 
 def _snapshot(module: nn.Module) -> Tensor:

@@ -79,6 +79,29 @@ def test_repro_writes_every_stage_and_the_report(project: Path) -> None:
         assert "cer_minus_source" in metrics["stargan-vc2"] and "cer" in metrics["source"]
         assert "spk_sim_source" not in metrics["copy-synthesis"]  # no source speaker
         assert "## Perceptual metrics" in report and "| natural recordings | reference |" in report
+    # the validation curve: scored at the last iteration (validate_every > iterations), the best generator
+    # kept beside the last; the log-mel run has none and its model-best is its last generator
+    trained = json.loads((project / "models/stargan-vc2/seed-0/train.json").read_text())
+    curve = trained["validation"]["curve"]
+    assert [row["step"] for row in curve] == [6] and trained["validation"]["best_step"] == 6
+    assert curve[0]["val/mcd_db_source"] > curve[0]["val/mcd_db_mean_var"] > 0
+    assert (project / "models/stargan-vc2/seed-0/model-best/generator.pt").is_file()
+    mel = json.loads((project / "models/stargan-vc2-mel/seed-0/train.json").read_text())
+    assert (
+        mel["validation"]["curve"] == [] and (project / "models/stargan-vc2-mel/seed-0/model-best").is_dir()
+    )
+    assert "![Validation curves](figures/validation.png)" in report
+    assert (project / "reports/figures/validation.png").is_file()
+    assert "converts with the **last** generator" in report
+    # the diagnosis stage: the experiment unchanged and with one switch, in the report
+    diagnosis = json.loads((project / "eval/diagnosis/diagnosis.json").read_text())
+    assert [r["run"] for r in diagnosis["runs"]] == ["stargan-vc2", "+hinge"]
+    assert all(len(r["curve"]) == 2 and math.isfinite(r["val_mcd_db"]) for r in diagnosis["runs"])
+    assert "## Diagnosis: `stargan-vc2`" in report and "| +hinge | `train.adv_loss=hinge` |" in report
+    if not any(missing_packages().values()):
+        assert "nearest is source" in report and "collapse" in report
+    scores = (project / "eval/experiments/stargan-vc2/seed-0/scores.csv").read_text().splitlines()[0]
+    assert "mcd_to_source_db" in scores and "spk_nearest_source" in scores
     shown = dvc(project, "metrics", "show", "--json").stdout
     assert "mcd_db" in shown
     status = git(project, "status", "--porcelain", "--untracked-files=all")
@@ -103,6 +126,9 @@ def test_mlflow_holds_each_experiment_with_training_and_evaluation(project: Path
     run = runs["stargan-vc2/seed-0"]
     assert run.info.run_id == trained["mlflow_run_id"] and run.info.status == "FINISHED"
     assert {"g/cyc", "d/adv", "eval/mcd_db", "eval/mcd_db_ci_low"} <= set(run.data.metrics)
+    assert {"val/mcd_db", "val/mcd_db_mean_var", "val/mcd_db_source"} <= set(run.data.metrics)
+    history = client.get_metric_history(run.info.run_id, "val/mcd_db")
+    assert [m.step for m in history] == [6] and run.data.tags["vc.best_iteration"] == "6"
     if not any(missing_packages().values()):
         assert {"eval/spk_sim_target", "eval/cer", "eval/dnsmos_ovrl_ci_low"} <= set(run.data.metrics)
         assert run.data.tags["vc.perceptual.metrics"] == "speaker,intelligibility,naturalness"
@@ -133,6 +159,30 @@ def test_code_change_marks_the_stages_that_run_it_changed(project: Path, tmp_pat
     assert "corpus" not in changed  # it never runs that module
 
 
+def test_a_forced_rerun_gives_the_same_bytes(project: Path, tmp_path: Path) -> None:
+    """The reproducibility statement's test: the same commit and params on the same machine retrain,
+    convert, evaluate and report a system to the same bytes (weights, wavs, scores, metrics.json)."""
+    import shutil
+
+    copy = tmp_path / "copy"  # no checkpoints: training starts from scratch, not from the final checkpoint
+    ignore = shutil.ignore_patterns("mlartifacts", "mlflow.db*", "tmp", "checkpoints")
+    shutil.copytree(project, copy, ignore=ignore)
+    run = "stargan-vc2/seed-0"
+    outputs = [
+        f"models/{run}/model/generator.pt",
+        f"models/{run}/model-best/generator.pt",
+        f"eval/experiments/{run}/scores.csv",
+        "reports/metrics.json",
+        *(str(p.relative_to(copy)) for p in sorted((copy / f"converted/experiments/{run}").rglob("*.wav"))),
+    ]
+    before = {name: (copy / name).read_bytes() for name in outputs}
+    stages = ["train@stargan-vc2-0", "convert@stargan-vc2-0", "evaluate@stargan-vc2-0", "report"]
+    rerun = dvc(copy, "repro", "-f", "-s", *stages)
+    assert all(f"Running stage '{stage}'" in rerun.stdout for stage in stages), rerun.stdout
+    changed = [name for name in outputs if (copy / name).read_bytes() != before[name]]
+    assert not changed and len(outputs) > 5, changed
+
+
 def test_queued_experiments_on_two_workers_all_land_in_mlflow(project: Path) -> None:
     git_commit_all(project, "pipeline outputs")  # queued experiments start from the committed state
     names = []
@@ -160,8 +210,9 @@ def test_queued_experiments_on_two_workers_all_land_in_mlflow(project: Path) -> 
         logs = dvc(project, "queue", "logs", name).stdout
         ran = set(re.findall(r"Running stage '([^']+)'", logs))
         expected = {f"{stage}@stargan-vc2-0" for stage in ("train", "convert", "evaluate")}
-        # new conversions: the report, the listening page and the ratings' staleness check follow them
-        assert ran == expected | {"report", "listen_page", "ratings"}, logs[-3000:]
+        # new conversions: the report, the listening page and the ratings' staleness check follow them; the
+        # tiny project diagnoses stargan-vc2 itself, so its diagnosis runs again too (params.yaml's does not)
+        assert ran == expected | {"report", "listen_page", "ratings", "diagnosis"}, logs[-3000:]
     client = mlflow_client(project)
     learning_rates = {}
     for name in names:

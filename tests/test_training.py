@@ -256,7 +256,10 @@ def test_the_train_stage_runs_one_tracked_resumable_run(
     features, stats = write_tiny_features(tmp_path)
     doc = {
         "model": TINY_PARAMS_OVERRIDES["model"],
-        "train": {**TINY_PARAMS_OVERRIDES["train"], "iterations": 4, "log_every": 2, "checkpoint_every": 2},
+        "train": {
+            **TINY_PARAMS_OVERRIDES["train"],
+            **{"iterations": 4, "log_every": 2, "checkpoint_every": 2, "validate_every": 0},
+        },
         "experiments": {"tiny": {}},
         "report": {"reference": None},
         "tracking": {"experiment": "stage-test"},
@@ -274,6 +277,7 @@ def test_the_train_stage_runs_one_tracked_resumable_run(
         "mel-stats": stats,
         "out": out,
         "checkpoints": tmp_path / "ckpt",
+        "validation": tmp_path / "validation",  # not read: validate_every is 0 (test_pipeline scores)
     }
     words = [w for key, path in paths.items() for w in (f"--{key}", str(path))]
     args = parser.parse_args(["--experiment", "tiny", *words, "--params", str(tmp_path / "params.yaml")])
@@ -298,3 +302,87 @@ def test_the_train_stage_runs_one_tracked_resumable_run(
     main(args)  # the same params, data and code: resumed at the last checkpoint, nothing left to train
     again = client.search_runs([runs[0].info.experiment_id], "tags.`vc.resumed_from_iteration` = '4'")
     assert len(again) == 1 and again[0].info.status == "FINISHED"
+
+
+def test_step_decay_multiplies_the_rates_every_decay_every_iterations(tmp_path: Path) -> None:
+    opt = {
+        "name": "rmsprop",
+        "lr_g": 1e-3,
+        "lr_d": 1e-3,
+        "decay": "step",
+        "decay_every": 4,
+        "decay_gamma": 0.5,
+    }
+    trainer = Trainer(
+        make_exp(iterations=10, optimizer=opt, log_every=1), make_bank(), tmp_path, progress=False
+    )
+    lrs = [row["lr/g"] for row in trainer.fit().history]  # the rate after each iteration's scheduler step
+    assert lrs == pytest.approx([1e-3] * 3 + [5e-4] * 4 + [2.5e-4] * 3)
+
+
+class _Curve:
+    """A validator that scores the generator's first weight and counts its calls."""
+
+    def __init__(self, scores: list[float]) -> None:
+        self.scores = scores
+        self.calls: list[bool] = []
+
+    def __call__(self, generator: torch.nn.Module) -> dict[str, float]:
+        self.calls.append(generator.training or torch.is_grad_enabled())  # must be eval mode, no grad
+        return {"val/mcd_db": self.scores[len(self.calls) - 1], "val/mcd_db_source": 10.0}
+
+
+def test_validation_runs_every_n_iterations_and_keeps_the_best_generator(tmp_path: Path) -> None:
+    logged: list[tuple[int, dict]] = []
+    curve = _Curve([9.0, 8.0, 8.5])  # iterations 4, 8 and the last (10): the best is at 8
+    trainer = Trainer(
+        make_exp(iterations=10, validate_every=4, checkpoint_every=100),
+        make_bank(),
+        tmp_path,
+        progress=False,
+        validator=curve,
+        on_log=lambda step, row: logged.append((step, row)),
+    )
+    trainer.fit()
+    assert [r["step"] for r in trainer.validation] == [4, 8, 10] and curve.calls == [False] * 3
+    assert [r["val/mcd_db"] for r in trainer.validation] == [9.0, 8.0, 8.5]
+    assert all(r["time/validation_sec"] >= 0 for r in trainer.validation)
+    assert (8, trainer.validation[1] | {}) in [(s, r | {"step": s}) for s, r in logged if "val/mcd_db" in r]
+    assert trainer.best["step"] == 8 and trainer.best["score"] == 8.0
+    best = trainer.best_generator()
+    last = trainer.state.generator
+    assert best is not last and not all(
+        torch.equal(a, b) for a, b in zip(best.state_dict().values(), last.state_dict().values(), strict=True)
+    )
+    assert trainer.state.generator.training  # back in training mode after each validation
+    # a validator never changes training: the same weights as a run without one
+    plain = Trainer(
+        make_exp(iterations=10, validate_every=4, checkpoint_every=100),
+        make_bank(),
+        tmp_path / "plain",
+        progress=False,
+    )
+    plain.fit()
+    a, b = weights(plain), weights(trainer)
+    assert all(torch.equal(a[k], b[k]) for k in a) and plain.validation == [] and plain.best is None
+
+
+def test_a_resumed_run_keeps_its_validation_curve_and_best_generator(tmp_path: Path) -> None:
+    exp = make_exp(iterations=10, validate_every=2, checkpoint_every=100)
+    whole = Trainer(exp, make_bank(), tmp_path / "whole", progress=False, validator=_Curve([5, 3, 4, 6, 7]))
+    whole.fit()
+
+    def interrupt(step: int, row: dict) -> None:
+        if step == 6 and "val/mcd_db" in row:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    first = Trainer(exp, make_bank(), tmp_path / "split", progress=False, validator=_Curve([5, 3, 4]))
+    first.on_log = interrupt
+    with pytest.raises(TrainingInterrupted):
+        first.fit()
+    resumed = Trainer(exp, make_bank(), tmp_path / "split", progress=False, validator=_Curve([6, 7]))
+    resumed.fit()
+    assert [r["step"] for r in resumed.validation] == [2, 4, 6, 8, 10]
+    assert resumed.best["step"] == whole.best["step"] == 4
+    for a, b in zip(resumed.best["state"].values(), whole.best["state"].values(), strict=True):
+        assert torch.equal(a, b)

@@ -303,10 +303,16 @@ class OptimizerConfig(Section):
     lr_g: float = Field(1e-3, gt=0, description="paper: 0.0002 (presets.paper)")
     lr_d: float = Field(5e-4, gt=0, description="paper: 0.0001")
     betas: tuple[Beta, Beta] = Field((0.5, 0.999), description="Adam only")
-    decay: Literal["linear", "none"] = "linear"
+    decay: Literal["linear", "step", "none"] = Field(
+        "linear",
+        description="linear: to 0 from decay_start to the last iteration | step: x decay_gamma every "
+        "decay_every iterations | none",
+    )
     decay_start: int = Field(
         250, ge=0, description="iteration from which the rates decay linearly to 0 at the last iteration"
     )
+    decay_every: int = Field(100, ge=1, description="step decay: iterations between two multiplications")
+    decay_gamma: float = Field(0.31623, gt=0, le=1, description="step decay: the factor (10^-0.5 = 0.31623)")
 
 
 class TrainConfig(Section):
@@ -325,7 +331,9 @@ class TrainConfig(Section):
     iterations: int = Field(500, ge=1, description="generator updates per run")
     batch_size: int = Field(8, ge=1)
     crop_frames: int = Field(128, ge=8)
-    adv_loss: Literal["lsgan", "hinge", "bce"] = "lsgan"
+    adv_loss: Literal["lsgan", "hinge", "bce", "wasserstein"] = Field(
+        "lsgan", description="wasserstein: D's output on fakes minus on reals; G: minus D's output on fakes"
+    )
     lambdas: LossWeights = Field(default_factory=LossWeights)
     id_loss_until: int = Field(
         10_000, ge=0, description="the identity-mapping loss is used before this iteration only"
@@ -345,6 +353,15 @@ class TrainConfig(Section):
     )
     amp: Literal["none", "bf16"] = Field(
         "bf16", description="bf16 autocast (fast on GPUs and AVX-512 BF16 CPUs; none elsewhere)"
+    )
+    validate_every: int = Field(
+        50,
+        ge=0,
+        description="score the validation sentences every this many iterations and at the end (val/mcd_db, "
+        "the best checkpoint); 0: off",
+    )
+    validation_sentences: int | None = Field(
+        2, ge=1, description="validation sentences per speaker pair (the first by id); null: every one"
     )
 
     @model_validator(mode="after")
@@ -401,6 +418,11 @@ class ConvertConfig(Section):
         None, ge=1, description="a cap on sentences per pair (the report states it); null: every sentence"
     )
     workers: int = Field(0, ge=0, description="conversion processes; 0: this job's share of the CPUs")
+    checkpoint: Literal["last", "best"] = Field(
+        "last",
+        description="the generator converted: last (the final iteration) | best (lowest validation MCD; "
+        "the last where a run has no validation curve)",
+    )
 
     @model_validator(mode="after")
     def _two_speakers(self) -> ConvertConfig:
@@ -626,6 +648,33 @@ class RatingsConfig(Section):
     exclude_low_raters: bool = Field(False, description="leave the raters below natural_threshold out")
 
 
+class DiagnosisConfig(Section):
+    """``diagnosis:``: why an experiment fails (stage ``diagnosis``; the report's "Diagnosis" section).
+
+    The report examines ``experiment`` on the test sentences (does its output collapse to its input?);
+    the stage trains ``start`` (an experiment that works) unchanged, with each of ``switches`` added alone,
+    and ``experiment`` itself, all for ``iterations`` from seed ``seed``, and scores them on the validation
+    sentences only.
+    """
+
+    enabled: bool = Field(
+        False, description="false: the stage trains nothing and the report has no diagnosis"
+    )
+    experiment: str = Field("stargan-vc2", description="the experiment diagnosed (a name under experiments)")
+    start: str = Field(
+        "stargan-vc2", description="the working experiment each switch is added to (may be the diagnosed one)"
+    )
+    seed: int = Field(0, description="the training seed of every run")
+    iterations: int = Field(
+        150, ge=2, description="generator updates of every run (a linear decay starts halfway)"
+    )
+    validate_every: int = Field(50, ge=1, description="validation-curve points of every run")
+    switches: dict[str, RunOverrides] = Field(
+        default_factory=dict,
+        description="name -> overrides: one of the diagnosed experiment's switches, added alone to start",
+    )
+
+
 class TrackingConfig(Section):
     """``tracking:``: the MLflow experiment (the store is ``MLFLOW_TRACKING_URI`` or the repo's SQLite)."""
 
@@ -665,6 +714,7 @@ class Params(Section):
     report: ReportConfig = Field(default_factory=ReportConfig)
     listen_page: ListenPageConfig = Field(default_factory=ListenPageConfig)
     ratings: RatingsConfig = Field(default_factory=RatingsConfig)
+    diagnosis: DiagnosisConfig = Field(default_factory=DiagnosisConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     sweep: dict[str, Any] = Field(
         default_factory=dict,
@@ -698,6 +748,17 @@ class Params(Section):
                 self.experiment(name)
             except ConfigError as err:
                 invalid(err.key, err.message)
+        d = self.diagnosis
+        for key, name in (("experiment", d.experiment), ("start", d.start)):
+            if d.enabled and name not in self.experiments:
+                known = ", ".join(self.experiments)
+                invalid(f"diagnosis.{key}", f"unknown experiment '{name}' (defined: {known})")
+        if d.enabled:
+            for run in self.diagnosis_runs():
+                try:
+                    self.diagnosis_run(run)
+                except ConfigError as err:
+                    invalid(err.key, err.message)
         if self.report.reference is not None and self.report.reference not in self.experiments:
             known = ", ".join(self.experiments)
             invalid("report.reference", f"unknown experiment '{self.report.reference}' (defined: {known})")
@@ -720,17 +781,49 @@ class Params(Section):
     def experiment(self, name: str, seed: int | None = None) -> ExperimentConfig:
         """Resolve experiment ``name``: base sections <- preset <- the experiment's overrides, trained with
         ``seed`` (one of :attr:`seeds`; None: the first)."""
+        if seed is not None and seed not in self.seeds:
+            raise ConfigError("seeds", f"seed {seed} is not listed (seeds: {list(self.seeds)})")
+        return self._resolve(name, self.seeds[0] if seed is None else seed)
+
+    def _resolve(
+        self, name: str, seed: int, extra: tuple[tuple[str, RunOverrides], ...] = ()
+    ) -> ExperimentConfig:
         if name not in self.experiments:
             known = ", ".join(self.experiments)
             raise ConfigError("experiments", f"unknown experiment '{name}' (defined: {known})")
-        if seed is not None and seed not in self.seeds:
-            raise ConfigError("seeds", f"seed {seed} is not listed (seeds: {list(self.seeds)})")
         base = {"model": self.model.model_dump(), "train": self.train.model_dump()}
         if self.preset is not None:
             base = deep_merge(base, self.presets[self.preset].as_dict())
         merged = deep_merge(base, self.experiments[name].as_dict())
-        merged["train"] = {**merged["train"], "seed": self.seeds[0] if seed is None else seed}
-        return build(ExperimentConfig, {"name": name, **merged}, prefix=f"experiments.{name}")
+        for _, overrides in extra:
+            merged = deep_merge(merged, overrides.as_dict())
+        prefix = extra[-1][0] if extra else f"experiments.{name}"  # errors name the last layer
+        merged["train"] = {**merged["train"], "seed": seed}
+        return build(ExperimentConfig, {"name": name, **merged}, prefix=prefix)
+
+    def diagnosis_runs(self) -> list[str]:
+        """The ``diagnosis`` stage's runs in order: ``start`` unchanged, ``+<switch>`` for each switch, then
+        the diagnosed experiment (none unless ``diagnosis.enabled``)."""
+        d = self.diagnosis
+        if not d.enabled:
+            return []
+        runs = [d.start, *(f"+{name}" for name in d.switches)]
+        return runs if d.start == d.experiment else [*runs, d.experiment]
+
+    def diagnosis_run(self, run: str) -> ExperimentConfig:
+        """One run of :meth:`diagnosis_runs` as an experiment config, at the stage's iterations and seed."""
+        d = self.diagnosis
+        # a linear decay keeps its shape: from the middle of the run to 0 at its end
+        train = {"iterations": d.iterations, "validate_every": d.validate_every}
+        steps = RunOverrides(train={**train, "optimizer": {"decay_start": d.iterations // 2}})
+        start = d.start
+        if run.startswith("+"):
+            if run[1:] not in d.switches:
+                raise ConfigError("diagnosis.switches", f"unknown switch '{run[1:]}'")
+            extra = ((f"diagnosis.switches.{run[1:]}", d.switches[run[1:]]), ("diagnosis", steps))
+            exp = self._resolve(start, d.seed, extra)
+            return exp.model_copy(update={"name": f"{start}{run}"})
+        return self._resolve(run, d.seed, (("diagnosis", steps),))
 
 
 def load_params(data: Mapping[str, Any] | None) -> Params:

@@ -12,7 +12,9 @@ Per pair of wavs (a converted or baseline utterance, and the target speaker's ut
 5. MCD = 10/ln10 * sqrt(2 * sum_d (c_d - c'_d)^2), averaged over the aligned path;
 6. log-F0 RMSE (and in cents) and F0 correlation (Pearson, Hz) over aligned frames voiced in both;
 7. MSD: RMSE between the log modulation spectra of c1..cD trajectories of the whole (unmasked)
-   utterances, ``evaluate.msd_fft``-frame segments (:mod:`vc.evaluation.metrics.msd`).
+   utterances, ``evaluate.msd_fft``-frame segments (:mod:`vc.evaluation.metrics.msd`);
+8. ``mcd_to_source_db``: steps 3-5 against the source speaker's recording of the sentence instead of the
+   target's (0 for the unconverted source): how much of its input a conversion kept.
 
 Scores are per utterance (the ``recipe`` group of :data:`vc.evaluation.registry.METRICS`); summaries
 (:mod:`vc.evaluation.summary`) are means over distinct items with a cluster-bootstrap interval. The same
@@ -42,8 +44,10 @@ from vc.parallel import parallel_map
 __all__ = [
     "RecipeAnalysis",
     "analyze_for_eval",
+    "analyze_recordings",
     "analyze_wav_for_eval",
     "recipe_markdown",
+    "score_mcd",
     "score_pair",
     "score_system",
 ]
@@ -115,6 +119,39 @@ def score_pair(converted: RecipeAnalysis, target: RecipeAnalysis, cfg: EvaluateC
     }
 
 
+def score_mcd(converted: RecipeAnalysis, reference: RecipeAnalysis, cfg: EvaluateConfig) -> float:
+    """Steps 3-5 only: the MCD (dB) between two analyses."""
+    mask_c = converted.power_db > cfg.power_threshold_db
+    mask_r = reference.power_db > cfg.power_threshold_db
+    return mcd(converted.mcep, reference.mcep, converted_mask=mask_c, target_mask=mask_r).mcd_db
+
+
+def _analyze_to(job: tuple[Path, Path, FeaturesConfig]) -> None:
+    wav, out, features = job
+    analyze_wav_for_eval(wav, features).save(out)
+
+
+def analyze_recordings(
+    rows: pd.DataFrame,
+    corpus: str | Path,
+    out: str | Path,
+    features: FeaturesConfig,
+    *,
+    workers: int = 0,
+    desc: str = "reference analysis",
+) -> None:
+    """Steps 1-3's analysis of recordings, saved as ``<out>/<speaker>/<utt>.npz`` (the references stage's
+    held-out recordings, the validation stage's): ``rows`` has ``speaker, utt_id`` and ``path`` relative to
+    the ``corpus`` folder; ``workers`` processes; recorded as the cost phase ``mcd analysis``."""
+    corpus, out = Path(corpus), Path(out)
+    jobs = [
+        (corpus / p, out / s / f"{u}.npz", features)
+        for s, u, p in zip(rows["speaker"], rows["utt_id"], rows["path"], strict=True)
+    ]
+    with cost.phase("mcd analysis", count=len(jobs), unit="utterance"):
+        parallel_map(_analyze_to, jobs, workers=workers, desc=desc)
+
+
 def _analyze_job(job: tuple[Path, FeaturesConfig]) -> RecipeAnalysis | str:
     """The analysis of one converted wav, or why it has none (an empty or unreadable file: a note)."""
     try:
@@ -165,6 +202,8 @@ def _score_rows(
             rows.append({"note": converted})
             continue
         scores = score_pair(converted, RecipeAnalysis.load(references / tgt / f"{utt}.npz"), cfg)
+        source = RecipeAnalysis.load(references / src / f"{utt}.npz")
+        scores["mcd_to_source_db"] = score_mcd(converted, source, cfg) if path else 0.0
         rows.append({**scores, "note": ""})
     keys = items.drop(columns="path").reset_index(drop=True)
     table = pd.DataFrame(rows).reindex(columns=[*group_columns("recipe"), "note"])
@@ -190,6 +229,8 @@ def recipe_markdown(features: FeaturesConfig, evaluate: EvaluateConfig, sample_r
         "voiced in both; the V/UV error over all aligned frames.",
         "MSD: RMSE (dB) between log modulation spectra of the c1..cD trajectories of the whole utterances "
         f"({e.msd_fft}-frame Hann segments, hop {e.msd_fft // 2}), averaged over coefficients.",
+        "MCD to source: steps 3-5 against the source speaker's recording of the same sentence (0 for the "
+        "unconverted source): how much of its input a conversion kept.",
         "Per utterance, each distinct item once (copy-synthesis per target and sentence; no conversion per "
         "unordered pair and sentence); the mean over items with a "
         f"{e.confidence:.0%} percentile interval from a cluster bootstrap ({e.bootstrap} resamples, seed "

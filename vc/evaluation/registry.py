@@ -97,6 +97,9 @@ METRICS: dict[str, MetricSpec] = {
             diff_in_metrics=False,
             verdict_unit="dB",
         ),
+        # MCD from the converted utterance to the SOURCE speaker's recording of the sentence (same recipe): a
+        # conversion that stays its input scores near 0 here (the record experiment's diagnosis)
+        MetricSpec("mcd_to_source_db", _RECIPE, item_unit="pair"),
         MetricSpec("log_f0_rmse_cents", _RECIPE, item_unit="pair", summarized=False),
         MetricSpec("vuv_error", _RECIPE, item_unit="pair", summarized=False),
         MetricSpec("aligned_frames", _RECIPE, item_unit="pair", summarized=False),
@@ -134,6 +137,8 @@ METRICS: dict[str, MetricSpec] = {
             compared=True,
             in_words=True,
         ),
+        # 1 when nearer the source's centroid than every other speaker's: the share that stayed the source
+        MetricSpec("spk_nearest_source", "speaker", item_unit="conversion"),
         MetricSpec(
             "cer",
             "intelligibility",

@@ -53,14 +53,13 @@ def metric_unit(unit: Unit, metric: str) -> Unit:
 
 
 def summarized_metrics(scores: pd.DataFrame) -> list[str]:
-    """The summarised recipe metrics, then every other summarised metric ``scores`` has a finite value of."""
+    """The summarised recipe metrics ``scores`` has a column of (``mcd_db`` always), then every other
+    summarised metric it has a finite value of."""
     out = []
     for m in METRICS.values():
-        if not m.summarized:
+        if not m.summarized or (m.name not in scores.columns and m.name != "mcd_db"):
             continue
-        if is_recipe(m.name) or (
-            m.name in scores.columns and np.isfinite(scores[m.name].astype(float)).any()
-        ):
+        if is_recipe(m.name) or np.isfinite(scores[m.name].astype(float)).any():
             out.append(m.name)
     return out
 

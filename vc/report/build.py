@@ -25,9 +25,9 @@ from vc.evaluation.summary import system_summary
 from vc.io import atomic_dir, write_json, write_text
 from vc.report.compare import compare, differing_params, metrics_json
 from vc.report.perceptual import natural_estimates
-from vc.report.plots import plot_loss_curves, plot_mcd_bars
+from vc.report.plots import plot_loss_curves, plot_mcd_bars, plot_validation_curves
 from vc.report.results import SystemResult
-from vc.report.sections import LOSS_KEYS, SECTIONS, ReportData
+from vc.report.sections import LOSS_KEYS, SECTIONS, ReportData, validation_curves
 
 __all__ = ["build_report", "check_report", "markdown"]
 
@@ -71,6 +71,13 @@ def _write_plots(folder: Path, data: ReportData) -> None:
     plot_mcd_bars(table, folder / "figures" / "mcd.png", data.evaluate.confidence)
     curves = {f"{r.name}/seed-{s}": df for r in data.results for s, df in r.losses.items()}
     plot_loss_curves(curves, list(LOSS_KEYS), folder / "figures" / "losses.png")
+    validation = validation_curves(data.results)
+    if validation:
+        best = {
+            r.name: {t["seed"]: t["validation"]["best_step"] for t in r.trains if t.get("validation")}
+            for r in data.results
+        }
+        plot_validation_curves(validation, folder / "figures" / "validation.png", best)
     for r in data.results:
         if r.figure is not None and r.figure.is_file():
             shutil.copyfile(r.figure, folder / "figures" / f"mcep-{r.name}.png")
@@ -97,6 +104,7 @@ def build_report(
     vocoder: Mapping[str, Any] | None = None,
     cost: str = "",
     ratings: Mapping[str, Any] | None = None,
+    diagnosis: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write the report folder atomically; return the metrics written to ``metrics.json``.
 
@@ -104,6 +112,7 @@ def build_report(
     provenance); None leaves the perceptual section out. ``vocoder``: the ``vocoder`` stage's manifest
     (``models/vocoder/vocoder.json``: pretrained or fine-tuned HiFi-GAN), stated under the main table.
     ``ratings``: the ``ratings`` stage's ``ratings.json`` (the listening test's section).
+    ``diagnosis``: the ``diagnosis`` stage's ``diagnosis.json`` (the "Diagnosis" section).
     ``cost``: the cost table (:func:`vc.cost_table.cost_markdown`), a section of its own when not empty."""
     summaries = {r.name: system_summary(r.name, r.kind, r.scores, evaluate, r.unit) for r in results}
     comparisons = compare(results, reference, evaluate)
@@ -126,6 +135,7 @@ def build_report(
         hifigan=vocoder,
         cost=cost,
         ratings=ratings,
+        diagnosis=diagnosis,
     )
     metrics = metrics_json(results, summaries, comparisons)
     with atomic_dir(out_dir) as tmp:

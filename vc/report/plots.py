@@ -14,7 +14,7 @@ import pandas as pd
 
 from vc.io import atomic_path
 
-__all__ = ["plot_loss_curves", "plot_mcd_bars", "plot_mcep_panels"]
+__all__ = ["plot_loss_curves", "plot_mcd_bars", "plot_mcep_panels", "plot_validation_curves"]
 
 
 def _save(fig: plt.Figure, path: str | Path) -> None:
@@ -66,4 +66,38 @@ def plot_loss_curves(curves: Mapping[str, pd.DataFrame], keys: Sequence[str], pa
         ax.set_xlabel("iteration")
         ax.grid(alpha=0.3)
     np.atleast_1d(axes)[0].legend(fontsize=8)
+    _save(fig, path)
+
+
+def plot_validation_curves(
+    curves: Mapping[str, Mapping[int, pd.DataFrame]], path: str | Path, best: Mapping[str, Mapping[int, int]]
+) -> None:
+    """Validation MCD against the iteration: one colour per experiment, one line per seed (``curves``:
+    experiment -> seed -> rows of ``step``, ``val/mcd_db``, ``val/mcd_db_mean_var``, ``val/mcd_db_source``),
+    a dot at each run's best iteration (``best``), and the mean-var and unconverted-source levels as
+    horizontal lines (the same validation items for every run)."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    levels: dict[str, float] = {}
+    for colour, (name, seeds) in enumerate(curves.items()):
+        for k, (seed, df) in enumerate(seeds.items()):
+            line = ax.plot(
+                df["step"],
+                df["val/mcd_db"],
+                color=f"C{colour}",
+                alpha=0.85,
+                linestyle=("-", "--", ":", "-.")[k % 4],
+                label=f"{name} (seed {seed})",
+            )[0]
+            step = best.get(name, {}).get(seed)
+            if step is not None and step in set(df["step"]):
+                value = float(df.loc[df["step"] == step, "val/mcd_db"].iloc[0])
+                ax.plot([step], [value], "o", color=line.get_color(), markersize=4)
+            levels.setdefault("mean-var", float(df["val/mcd_db_mean_var"].iloc[0]))
+            levels.setdefault("source (unconverted)", float(df["val/mcd_db_source"].iloc[0]))
+    for (label, value), style in zip(levels.items(), ("-", ":"), strict=False):
+        ax.axhline(value, color="black", linestyle=style, linewidth=1.2, label=label)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("validation MCD (dB)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
     _save(fig, path)

@@ -14,6 +14,7 @@ from vc.baselines import BASELINES
 from vc.config import ConvertConfig, EvaluateConfig, ExperimentConfig
 from vc.evaluation.perceptual.reference import ReferenceMaterial
 from vc.report.compare import Comparison
+from vc.report.diagnosis import diagnosis_section
 from vc.report.markdown import fmt, interval, md_table
 from vc.report.perceptual import (
     NATURAL_ROW,
@@ -59,6 +60,7 @@ class ReportData:
     hifigan: Mapping[str, Any] | None
     cost: str = ""  # the cost table (vc.cost_table.cost_markdown); machine-dependent, never a metric
     ratings: Mapping[str, Any] | None = None  # the ratings stage's ratings.json (listening test)
+    diagnosis: Mapping[str, Any] | None = None  # the diagnosis stage's diagnosis.json
 
     @property
     def ci(self) -> str:
@@ -337,8 +339,59 @@ def per_pair(d: ReportData) -> list[str]:
     ]
 
 
+def validation_curves(results: Sequence[SystemResult]) -> dict[str, dict[int, pd.DataFrame]]:
+    """Every experiment's validation curves by seed (rows ``step``, ``val/mcd_db``, the baselines'
+    levels), from each run's ``train.json``; experiments without one (log-mel, curve off) are left out."""
+    out: dict[str, dict[int, pd.DataFrame]] = {}
+    for r in results:
+        for t in r.trains:
+            curve = (t.get("validation") or {}).get("curve") or []
+            if curve:
+                out.setdefault(r.name, {})[int(t.get("seed", 0))] = pd.DataFrame(curve)
+    return out
+
+
+def _validation_cells(t: Mapping[str, Any]) -> dict[str, str]:
+    v = t.get("validation") or {}
+    curve = v.get("curve") or []
+    if not curve:
+        return {"best it.": "-", "val MCD best": "-", "val MCD last": "-"}
+    return {
+        "best it.": str(v["best_step"]),
+        "val MCD best": fmt(v["best"], 2),
+        "val MCD last": fmt(curve[-1]["val/mcd_db"], 2),
+    }
+
+
+def _validation_note(d: ReportData) -> list[str]:
+    curves = validation_curves(d.results)
+    if not curves:
+        return []
+    first = next(iter(next(iter(curves.values())).values()))
+    every = {t["validation"]["every"] for r in d.results for t in r.trains if t.get("validation")} - {0}
+    sentences = {
+        t["validation"]["sentences_per_pair"] for r in d.results for t in r.trains if t.get("validation")
+    }
+    chosen = d.convert.checkpoint
+    return [
+        "Validation curves: every "
+        + "/".join(str(e) for e in sorted(every))
+        + " iterations and at the last, each run's generator converts "
+        + "/".join("all" if s is None else str(s) for s in sorted(sentences, key=str))
+        + " validation sentences of every speaker pair (never a test sentence), scored by MCD on the"
+        ' converted mel-cepstra without synthesis (README: "Validation curve"); mean-var scores '
+        f"{first['val/mcd_db_mean_var'].iloc[0]:.2f} dB and the unconverted source "
+        f"{first['val/mcd_db_source'].iloc[0]:.2f} dB on the same items. A dot marks each run's best "
+        f"iteration; this report converts with the **{chosen}** generator (`convert.checkpoint`).",
+        "",
+        "![Validation curves](figures/validation.png)",
+        "",
+    ]
+
+
 def training(d: ReportData) -> list[str]:
-    """Each training run: iterations, wall time, processes, final losses, its MLflow run."""
+    """Each training run: iterations, wall time, processes, final losses, its validation curve's best and
+    last score, its MLflow run; the loss and validation figures."""
     rows = []
     for r in d.results:
         for t in r.trains:
@@ -351,6 +404,7 @@ def training(d: ReportData) -> list[str]:
                     "wall s": t["wall_seconds"],
                     "processes": t.get("processes", 1),
                     **{k: fmt(final.get(k, float("nan")), 3) for k in LOSS_KEYS},
+                    **_validation_cells(t),
                     "MLflow run": t.get("mlflow_run_id", ""),
                 }
             )
@@ -363,7 +417,13 @@ def training(d: ReportData) -> list[str]:
         "",
         "![Loss curves](figures/losses.png)",
         "",
+        *_validation_note(d),
     ]
+
+
+def diagnosis(d: ReportData) -> list[str]:
+    """The diagnosed experiment: collapse to the input on the test sentences, the switch ablation."""
+    return diagnosis_section(d.diagnosis, d.summaries, d.reference, d.ci)
 
 
 def listening_test(d: ReportData) -> list[str]:
@@ -410,6 +470,7 @@ SECTIONS: tuple[Callable[[ReportData], list[str]], ...] = (
     listening_test,
     per_pair,
     training,
+    diagnosis,
     cost,
     differences,
     mcep_figures,

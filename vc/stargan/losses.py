@@ -21,7 +21,7 @@ __all__ = [
     "mean_feature_matching_loss",
 ]
 
-ADV_LOSSES = ("lsgan", "hinge", "bce")
+ADV_LOSSES = ("lsgan", "hinge", "bce", "wasserstein")
 
 
 def _check_kind(kind: str) -> None:
@@ -33,13 +33,17 @@ def adversarial_d_terms(kind: str, real_logits: Tensor, fake_logits: Tensor) -> 
     """The discriminator's loss on real samples and on fakes, separately (each a scalar).
 
     ``lsgan``: least squares with targets 1 (real) and 0 (fake), as in StarGAN-VC2 (Sec. 4.1);
-    ``hinge``: ``relu(1 - real)``, ``relu(1 + fake)``; ``bce``: binary cross entropy on logits.
+    ``hinge``: ``relu(1 - real)``, ``relu(1 + fake)``; ``bce``: binary cross entropy on logits;
+    ``wasserstein``: ``-real`` and ``fake`` (the critic's loss of WGAN, Arjovsky et al. 2017, without weight
+    clipping or gradient penalty: the source notes' failed experiment used it so).
     """
     _check_kind(kind)
     if kind == "lsgan":
         return (real_logits - 1).square().mean(), fake_logits.square().mean()
     if kind == "hinge":
         return F.relu(1 - real_logits).mean(), F.relu(1 + fake_logits).mean()
+    if kind == "wasserstein":
+        return -real_logits.mean(), fake_logits.mean()
     return F.softplus(-real_logits).mean(), F.softplus(fake_logits).mean()
 
 
@@ -52,12 +56,13 @@ def adversarial_d_loss(kind: str, real_logits: Tensor, fake_logits: Tensor) -> T
 def adversarial_g_loss(kind: str, fake_logits: Tensor) -> Tensor:
     """The generator's adversarial loss on its fakes' logits ``(B,)``.
 
-    ``lsgan``: ``(fake - 1)^2``; ``hinge``: ``-fake``; ``bce``: the non-saturating ``-log sigmoid(fake)``.
+    ``lsgan``: ``(fake - 1)^2``; ``hinge`` and ``wasserstein``: ``-fake``; ``bce``: the non-saturating
+    ``-log sigmoid(fake)``.
     """
     _check_kind(kind)
     if kind == "lsgan":
         return (fake_logits - 1).square().mean()
-    if kind == "hinge":
+    if kind in ("hinge", "wasserstein"):
         return -fake_logits.mean()
     return F.softplus(-fake_logits).mean()
 

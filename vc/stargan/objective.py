@@ -71,10 +71,11 @@ def _zero(like: Tensor) -> Tensor:
 class StarGANObjective:
     """Losses of one StarGAN-VC(2) training iteration; the ablations are constructor arguments.
 
-    ``adv_loss``: ``lsgan``, ``hinge`` or ``bce``; ``lambdas``: the weight of each generator term (a term
-    with weight 0 is not computed); the identity-mapping term is used while ``step < id_loss_until``. With a
-    ``classifier`` (StarGAN-VC1), it is trained on real samples in :meth:`discriminator_loss` and guides G in
-    :meth:`generator_loss`, both weighted by ``lambdas.cls``; its parameters belong with D's optimizer.
+    ``adv_loss``: ``lsgan``, ``hinge``, ``bce`` or ``wasserstein``; ``lambdas``: the weight of each
+    generator term (a term with weight 0 is not computed); the identity-mapping term is used while
+    ``step < id_loss_until``. With a ``classifier`` (StarGAN-VC1), it is trained on real samples in
+    :meth:`discriminator_loss` and guides G in :meth:`generator_loss`, both weighted by ``lambdas.cls``; its
+    parameters belong with D's optimizer.
     """
 
     def __init__(

@@ -14,6 +14,7 @@ picks kernels for the fixed crop and TF32 is allowed for fp32 matmuls and convol
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -70,10 +71,13 @@ def _optimizer(cfg: OptimizerConfig, params: list[nn.Parameter], lr: float) -> t
     return torch.optim.RMSprop(params, lr=lr)
 
 
-def _linear_decay(cfg: OptimizerConfig, iterations: int) -> Callable[[int], float]:
-    """Learning-rate factor after ``step`` updates: 1 until ``decay_start``, then linearly to 0 at the end."""
+def _decay(cfg: OptimizerConfig, iterations: int) -> Callable[[int], float]:
+    """Learning-rate factor after ``step`` updates. ``linear``: 1 until ``decay_start``, then linearly to 0
+    at the end; ``step``: ``decay_gamma ** (step // decay_every)``; ``none``: 1."""
 
     def factor(step: int) -> float:
+        if cfg.decay == "step":
+            return cfg.decay_gamma ** (step // cfg.decay_every)
         if cfg.decay == "none" or step < cfg.decay_start:
             return 1.0
         return max(0.0, 1.0 - (step - cfg.decay_start) / (iterations - cfg.decay_start))
@@ -96,7 +100,7 @@ def build_state(
     opt = exp.train.optimizer
     opt_g = _optimizer(opt, list(generator.parameters()), opt.lr_g)
     opt_d = _optimizer(opt, d_params, opt.lr_d)
-    decay = _linear_decay(opt, exp.train.iterations)
+    decay = _decay(opt, exp.train.iterations)
     return TrainState(
         generator,
         discriminator,
@@ -108,8 +112,16 @@ def build_state(
     )
 
 
+Validator = Callable[[nn.Module], dict[str, float]]
+
+
 class Trainer(ResumableLoop):
-    """Trains one experiment. ``on_log(step, row)`` receives every logged row on rank 0 (for MLflow)."""
+    """Trains one experiment. ``on_log(step, row)`` receives every logged row on rank 0 (for MLflow).
+
+    ``validator(generator)`` (given by the stage: training imports no evaluation) scores the generator
+    every ``train.validate_every`` iterations, in eval mode without gradients; its ``select`` score
+    (lower is better) picks the best generator, kept in :attr:`best` and in every checkpoint.
+    """
 
     description = "train"
     postfix = ("d/adv", "g/adv", "g/cyc")
@@ -124,11 +136,23 @@ class Trainer(ResumableLoop):
         dist: DistContext | None = None,
         on_log: LogHook | None = None,
         progress: bool = True,
+        validator: Validator | None = None,
+        select: str = "val/mcd_db",
     ) -> None:
         cfg = exp.train
         super().__init__(
-            cfg, checkpoint_dir, fingerprint=fingerprint, dist=dist, on_log=on_log, progress=progress
+            cfg,
+            checkpoint_dir,
+            fingerprint=fingerprint,
+            dist=dist,
+            on_log=on_log,
+            progress=progress,
+            validate_every=cfg.validate_every if validator is not None else 0,
         )
+        self.validator = validator
+        self.select = select
+        #: the best validation so far: ``step``, ``score`` and the generator's ``state`` (a CPU copy)
+        self.best: dict[str, Any] | None = None
         self.exp = exp
         self.cfg = cfg
         self.bank = bank
@@ -163,6 +187,39 @@ class Trainer(ResumableLoop):
 
     def identity(self) -> dict[str, Any]:
         return {"speakers": self.bank.speakers}
+
+    # ------------------------------------------------------------------------------------- validation
+    @torch.no_grad()
+    def validate(self) -> dict[str, float] | None:
+        """The validator's scores of the generator now; a lower ``select`` score than before becomes
+        :attr:`best`."""
+        if self.validator is None:
+            return None
+        generator = self.state.generator
+        generator.eval()
+        try:
+            scores = self.validator(generator)
+        finally:
+            generator.train()
+        score = float(scores[self.select])
+        if self.best is None or score < self.best["score"]:
+            state = {k: v.detach().to("cpu", copy=True) for k, v in generator.state_dict().items()}
+            self.best = {"step": self.state.step, "score": score, "state": state}
+        return scores
+
+    def best_generator(self) -> nn.Module | None:
+        """A copy of the generator with the best validated weights (None without a validation)."""
+        if self.best is None:
+            return None
+        best = copy.deepcopy(self.state.generator)
+        best.load_state_dict(self.best["state"])
+        return best
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"best": self.best}
+
+    def load_extra_state(self, extra: dict[str, Any]) -> None:
+        self.best = extra.get("best")
 
     # ------------------------------------------------------------------------------------------ steps
     def _batch(self, substep: int):

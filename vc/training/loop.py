@@ -10,6 +10,9 @@ the models, optimizers and schedulers (a :class:`LoopState`) and what one iterat
 - averages each iteration's losses over ``log_every`` iterations with one host transfer per interval (a GPU
   step returns device tensors and is not waited for in between), adds the learning rates and
   ``time/sec_per_iter``, keeps the rows as ``state.history`` and hands them to ``on_log`` on rank 0;
+- every ``validate_every`` iterations and at the last, on rank 0, calls :meth:`ResumableLoop.validate` (a
+  subclass scores its models there) and keeps the row in :attr:`ResumableLoop.validation` (checkpointed,
+  handed to ``on_log``, its time kept out of ``time/sec_per_iter``);
 - under DDP, rank 0 writes checkpoints while every rank waits, and all ranks stop at the same iteration.
 """
 
@@ -117,8 +120,12 @@ class ResumableLoop:
         dist: DistContext | None = None,
         on_log: LogHook | None = None,
         progress: bool = True,
+        validate_every: int = 0,
     ) -> None:
         self.iterations = schedule.iterations
+        self.validate_every = validate_every
+        #: one row per validation: ``step``, the scores of :meth:`validate` and ``time/validation_sec``
+        self.validation: list[dict[str, float]] = []
         self.log_every = schedule.log_every
         self.checkpoint_every = schedule.checkpoint_every
         self.keep_checkpoints = schedule.keep_checkpoints
@@ -144,6 +151,19 @@ class ResumableLoop:
     def identity(self) -> dict[str, Any]:
         """Facts besides the fingerprint a checkpoint must share to be resumed (stored in it)."""
         return {}
+
+    def validate(self) -> dict[str, float] | None:
+        """Scores of the models as they are now (rank 0, every ``validate_every`` iterations); None: no
+        validation (the default)."""
+        return None
+
+    def extra_state(self) -> dict[str, Any]:
+        """What a subclass keeps in every checkpoint besides the loop's own state (restored by
+        :meth:`load_extra_state`)."""
+        return {}
+
+    def load_extra_state(self, extra: dict[str, Any]) -> None:
+        """Restore :meth:`extra_state` from a checkpoint (``{}`` from one made before it existed)."""
 
     # ------------------------------------------------------------------------------------------ steps
     @staticmethod
@@ -190,6 +210,8 @@ class ResumableLoop:
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             },
             "history": st.history,
+            "validation": self.validation,
+            "extra": self.extra_state(),
             # rows of the current log interval, so resumed curves are identical
             "pending": [{k: float(v) for k, v in row.items()} for row in self._pending],
         }
@@ -215,6 +237,8 @@ class ResumableLoop:
             scheduler.load_state_dict(ckpt["schedulers"][name])
         st.step = int(ckpt["step"])
         st.history = list(ckpt["history"])
+        self.validation = list(ckpt.get("validation", []))
+        self.load_extra_state(ckpt.get("extra", {}))
         pending = ckpt.get("pending", [])
         self._pending = [{k: torch.tensor(v, device=self.device) for k, v in r.items()} for r in pending]
         torch.set_rng_state(ckpt["rng"]["torch"].cpu())
@@ -273,6 +297,26 @@ class ResumableLoop:
         if self.on_log is not None and self.dist.is_main:
             self.on_log(step, mean)
 
+    # ------------------------------------------------------------------------------------- validation
+    def _validation_due(self) -> bool:
+        step = self.state.step
+        due = self.validate_every > 0 and (step % self.validate_every == 0 or step == self.iterations)
+        return due and self.dist.is_main
+
+    def _validate(self) -> None:
+        """Run :meth:`validate`, keep and log its row; the seconds it took leave the iteration timing."""
+        start = time.perf_counter()
+        scores = self.validate()
+        if scores is None:
+            return
+        seconds = time.perf_counter() - start
+        row = {**scores, "time/validation_sec": seconds}
+        self.validation.append({"step": self.state.step, **row})
+        began, count = self._interval
+        self._interval = (began + seconds, count)
+        if self.on_log is not None:
+            self.on_log(self.state.step, row)
+
     # -------------------------------------------------------------------------------------------- fit
     @contextlib.contextmanager
     def _signals(self) -> Iterator[None]:
@@ -328,6 +372,8 @@ class ResumableLoop:
                 self._record(row)
                 if len(st.history) > before:
                     bar.set_postfix({k: f"{st.history[-1][k]:.3f}" for k in self.postfix if k in row})
+                if self._validation_due():
+                    self._validate()
                 stop = self.dist.any(self._stop_signal is not None, self.device)
                 if stop or st.step % self.checkpoint_every == 0 or st.step == self.iterations:
                     self.save_checkpoint()

@@ -62,7 +62,7 @@ log = logging.getLogger(__name__)
 
 EMBEDDING_DIM: int = 256
 #: Keys of :func:`similarity_scores` (besides ``note``).
-SPEAKER_KEYS: tuple[str, ...] = ("spk_sim_target", "spk_sim_source", "nearest_is_target")
+SPEAKER_KEYS: tuple[str, ...] = ("spk_sim_target", "spk_sim_source", "nearest_is_target", "nearest_is_source")
 #: Less speech than this after VAD trimming gives no embedding (resemblyzer would zero-pad to 1.6 s).
 MIN_SPEECH_SECONDS: float = 0.3
 _PARTIAL_RATE = 1.3  # partial windows per second: resemblyzer's default
@@ -253,7 +253,8 @@ def similarity_scores(
 
     Returns:
         ``spk_sim_target``, ``spk_sim_source`` (floats in [0, 1] for this encoder), ``nearest_is_target``
-        (bool: the target centroid is strictly nearer than every other speaker's) and ``note``. For a NaN
+        (bool: the target centroid is strictly nearer than every other speaker's), ``nearest_is_source``
+        (the same for the source's) and ``note``. For a NaN
         embedding all three are NaN (``nearest_is_target`` too: cast to float before averaging it into a
         conversion accuracy, so a bad item is left out instead of counted as a miss).
 
@@ -271,10 +272,12 @@ def similarity_scores(
     embedding = embedding / np.linalg.norm(embedding)
     cosine = {spk: float(np.dot(embedding, np.asarray(c, dtype=np.float64))) for spk, c in centroids.items()}
     others = [value for spk, value in cosine.items() if spk != target]
+    not_source = [value for spk, value in cosine.items() if spk != source]
     return {
         "spk_sim_target": cosine[target],
         "spk_sim_source": cosine[source],
         "nearest_is_target": bool(all(cosine[target] > value for value in others)),
+        "nearest_is_source": bool(all(cosine[source] > value for value in not_source)),
         "note": "",
     }
 
@@ -381,6 +384,7 @@ class SpeakerMetric:
             # copy-synthesis has no source speaker
             "spk_sim_source": np.nan if ctx.made_from == "target" else float(sims["spk_sim_source"]),
             "spk_accuracy": float(sims["nearest_is_target"]),
+            "spk_nearest_source": np.nan if ctx.made_from == "target" else float(sims["nearest_is_source"]),
         }
 
     def natural_row(

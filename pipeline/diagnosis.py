@@ -1,0 +1,143 @@
+"""Stage `diagnosis`: which switch makes an experiment fail (params ``diagnosis``), scored on the validation
+sentences only.
+
+Every run trains from seed ``diagnosis.seed`` for ``diagnosis.iterations`` generator updates: the working
+experiment ``diagnosis.start`` unchanged, then with each of ``diagnosis.switches`` added alone (``+name``:
+one switch of the diagnosed experiment), then the diagnosed experiment ``diagnosis.experiment`` itself
+(:meth:`vc.config.Params.diagnosis_runs`). Each run's validation curve
+(:mod:`vc.evaluation.validation`: MCD to the target and to the source recording, against mean-var and the
+unconverted source) is its result; nothing the report's test sentences give enters it. Runs are short and
+start from scratch (their checkpoints live in a temporary folder). Each run is an MLflow run (kind
+``diagnosis``) with its curves; ``<out>/diagnosis.json`` holds every run's curve and final scores for the
+report's "Diagnosis" section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+from pipeline.common import read_params, run, stop_with_parent
+from vc import cost
+from vc.config import Params
+from vc.evaluation.validation import ValidationScorer
+from vc.features.extract import load_training_matrices
+from vc.features.stats import FeatureStats
+from vc.io import atomic_dir, write_json
+from vc.report.diagnosis import RESULT
+from vc.stargan.data import FeatureBank
+from vc.stargan.trainer import Trainer
+from vc.tracking import RunTracker
+
+log = logging.getLogger("pipeline.diagnosis")
+
+
+def _run(params: Params, params_path: str, run: str, bank: FeatureBank, scorer: ValidationScorer) -> dict:
+    """Train one run with its validation curve in its own MLflow run; its record for the report."""
+    exp = params.diagnosis_run(run)
+    switch = params.diagnosis.switches[run[1:]].as_dict() if run.startswith("+") else {}
+    tracker = RunTracker.for_stage(
+        params,
+        "diagnosis",
+        f"diagnosis:{run}",
+        params_path,
+        kind="diagnosis",
+        system=params.diagnosis.experiment,
+        tags={"vc.diagnosis_run": run, "vc.seed": str(exp.train.seed)},
+        run_params={"run": run, "switch": str(switch), "iterations": exp.train.iterations},
+        system_metrics=False,
+    )
+    with tracker.terminate_on_exit(), tempfile.TemporaryDirectory(prefix="diagnosis-") as checkpoints:
+        trainer = Trainer(
+            exp,
+            bank,
+            checkpoints,
+            on_log=lambda step, row: tracker.log_metrics(row, step),
+            progress=False,
+            validator=scorer,
+        )
+        start = time.perf_counter()
+        with cost.phase(run, count=exp.train.iterations, unit="iteration"):
+            trainer.fit(resume=False)
+        seconds = time.perf_counter() - start
+        last = trainer.validation[-1]
+        tracker.log_metrics({"train/wall_seconds": seconds})
+        record = {
+            "run": run,
+            "switch": switch,
+            "curve": [{k: round(v, 5) for k, v in row.items()} for row in trainer.validation],
+            "val_mcd_db": round(last["val/mcd_db"], 5),
+            "val_mcd_db_to_source": round(last["val/mcd_db_to_source"], 5),
+            "best_step": trainer.best["step"] if trainer.best else None,
+            "best": round(trainer.best["score"], 5) if trainer.best else None,
+            "seconds": round(seconds, 1),
+            "mlflow_run_id": tracker.run_id,
+        }
+    log.info(
+        "%s: validation MCD %.2f dB to the target, %.2f dB to the source (%.0f s)",
+        exp.name,
+        record["val_mcd_db"],
+        record["val_mcd_db_to_source"],
+        seconds,
+    )
+    return record
+
+
+def main(args: argparse.Namespace) -> None:
+    stop_with_parent()
+    params = read_params(args.params)
+    d = params.diagnosis
+    with atomic_dir(args.out) as tmp:
+        if not d.enabled:
+            write_json(tmp / RESULT, {"experiment": None})
+            log.info("diagnosis.enabled is false: nothing to diagnose")
+            return
+        runs = params.diagnosis_runs()
+        exps = [params.diagnosis_run(run) for run in runs]
+        if any(exp.model.features != "world" for exp in exps):
+            raise ValueError(
+                "diagnosis: every run must train on WORLD features (the validation MCD scores mel-cepstra); "
+                f"diagnosis.experiment '{d.experiment}' or diagnosis.start '{d.start}' trains on log-mels"
+            )
+        crops = {exp.train.crop_frames for exp in exps}
+        if len(crops) != 1:
+            raise ValueError(f"diagnosis: every run must use one train.crop_frames, got {sorted(crops)}")
+        exp = exps[0]
+        stats = FeatureStats.load(args.stats)
+        matrices = load_training_matrices(Path(args.features), "train", "world")
+        bank = FeatureBank.from_matrices(matrices, stats, exp.train.crop_frames)
+        scorer = ValidationScorer.load(
+            args.validation, args.features, stats, params.features, params.evaluate, sentences=None
+        )
+        records = [_run(params, args.params, run, bank, scorer) for run in runs]
+        write_json(
+            tmp / RESULT,
+            {
+                "experiment": d.experiment,
+                "start": d.start,
+                "seed": d.seed,
+                "iterations": d.iterations,
+                "validate_every": d.validate_every,
+                "switches": {name: o.as_dict() for name, o in d.switches.items()},
+                "validation_items": len(scorer.items),
+                **{k.removeprefix("val/"): round(v, 5) for k, v in scorer.baselines().items()},
+                "runs": records,
+            },
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The stage's arguments; dvc.yaml passes every path."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--features", required=True, help="the features stage's folder")
+    parser.add_argument("--stats", required=True, help="statistics of WORLD-feature models")
+    parser.add_argument("--validation", required=True, help="the validation stage's folder")
+    parser.add_argument("--out", required=True)
+    return parser
+
+
+if __name__ == "__main__":
+    run(main, build_parser())

@@ -1,0 +1,197 @@
+"""The report's "Diagnosis" section: does the diagnosed experiment (``diagnosis.experiment``, the source
+notes' record) collapse to its input, and which switch decides its result.
+
+Two tables, each followed by a sentence written from its numbers:
+
+1. on the test sentences (every seed, from the evaluation): MCD to the target against MCD to the source
+   recording (``mcd_to_source_db``), speaker similarity to the target against the source, and the shares of
+   conversions whose d-vector is nearest the target (``spk_accuracy``) and nearest the source
+   (``spk_nearest_source``), beside the reference experiment, mean-var and the unconverted source;
+2. the ``diagnosis`` stage's runs (validation sentences only, one seed): a working experiment unchanged, with
+   one switch of the diagnosed experiment added per run, and the diagnosed experiment itself; each run's
+   final validation MCD to the target and to its input.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from vc.report.markdown import fmt, md_table
+
+__all__ = ["COLLAPSE_COLUMNS", "RESULT", "collapse_verdict", "diagnosis_section", "switch_verdict"]
+
+#: The ``diagnosis`` stage's result file, in its output folder.
+RESULT = "diagnosis.json"
+
+#: Test-set columns of the collapse table: summary key -> label.
+COLLAPSE_COLUMNS = {
+    "mcd_db": "MCD to target dB",
+    "mcd_to_source_db": "MCD to source dB",
+    "spk_sim_target": "sim. to target",
+    "spk_sim_source": "sim. to source",
+    "spk_accuracy": "nearest is target",
+    "spk_nearest_source": "nearest is source",
+}
+
+
+def _mean(overall: Mapping[str, Any], key: str) -> float:
+    value = overall.get(key, float("nan"))
+    return float(value) if isinstance(value, int | float) else float("nan")
+
+
+def collapse_verdict(name: str, overall: Mapping[str, Any], source_mcd: float) -> str:
+    """One sentence from the diagnosed experiment's test means (``overall``) and the unconverted source's
+    MCD to the target (``source_mcd``): collapsed to the input, distorted away from both, or converting."""
+    to_target, to_source = _mean(overall, "mcd_db"), _mean(overall, "mcd_to_source_db")
+    near_source, near_target = _mean(overall, "spk_nearest_source"), _mean(overall, "spk_accuracy")
+    numbers = (
+        f"MCD {to_target:.2f} dB to the target and {to_source:.2f} dB to its own input; "
+        f"{near_source:.0%} of its conversions sound nearest the source speaker, {near_target:.0%} nearest "
+        "the target"
+    )
+    if not (math.isfinite(to_target) and math.isfinite(to_source)):
+        return f"`{name}` has no MCD to compare."
+    speaker = (
+        ""
+        if math.isnan(near_source)
+        else (
+            " (by the speaker encoder too)"
+            if near_source > max(near_target, 0.5)
+            else " (but not by the speaker encoder)"
+        )
+    )
+    if to_source < to_target:
+        return (
+            f"**Yes, `{name}` collapses to its input**{speaker}: {numbers}. Its output is nearer the "
+            "recording it was given than the speaker it was asked for."
+        )
+    if to_target >= source_mcd:
+        return (
+            f"**No collapse to the input, and no conversion either**: {numbers}. The output is further from "
+            f"its input than the target is, yet no nearer the target than the unconverted source "
+            f"({source_mcd:.2f} dB): the generator distorts rather than converts."
+        )
+    return f"**No collapse to the input**: {numbers}."
+
+
+def switch_verdict(result: Mapping[str, Any]) -> str:
+    """Sentences from the ablation: which switch, added alone to the working experiment, hurts most (in dB of
+    validation MCD), which hardly matter, and where the diagnosed experiment itself lands."""
+    runs = {r["run"]: r for r in result["runs"]}
+    start, name = result["start"], result["experiment"]
+    base = runs.get(start)
+    added = [r for r in result["runs"] if r["run"].startswith("+")]
+    if base is None or not added:
+        return "No switch was tried (`diagnosis.switches` is empty)."
+    changes = sorted(((r["val_mcd_db"] - base["val_mcd_db"], r["run"]) for r in added), reverse=True)
+    worst, worst_run = changes[0]
+    mean_var, source = result["mcd_db_mean_var"], result["mcd_db_source"]
+    text = (
+        f"`{start}` reaches {base['val_mcd_db']:.2f} dB here (mean-var {mean_var:.2f}, unconverted source "
+        f"{source:.2f}). "
+    )
+    if worst <= 0:
+        text += "No single switch of the diagnosed experiment makes it worse."
+    else:
+        text += (
+            f"Added alone, **{worst_run[1:]}** hurts most: {runs[worst_run]['val_mcd_db']:.2f} dB "
+            f"({worst:+.2f} dB)"
+        )
+        others = [f"{run[1:]} {change:+.2f}" for change, run in changes[1:]]
+        text += f"; the others: {', '.join(others)} dB." if others else "."
+    if name in runs and name != start:
+        diagnosed = runs[name]
+        text += (
+            f" All of them together (`{name}` itself) score {diagnosed['val_mcd_db']:.2f} dB, "
+            f"{diagnosed['val_mcd_db_to_source']:.2f} dB from their own input."
+        )
+    return text
+
+
+def _compact(overrides: Mapping[str, Any], prefix: str = "") -> str:
+    parts = []
+    for key, value in overrides.items():
+        if isinstance(value, Mapping):
+            parts.append(_compact(value, f"{prefix}{key}."))
+        else:
+            parts.append(f"`{prefix}{key}={value}`")
+    return ", ".join(p for p in parts if p) or "-"
+
+
+def _collapse_table(
+    systems: Sequence[str], summaries: Mapping[str, dict], decimals: Mapping[str, int]
+) -> str:
+    rows = []
+    for name in systems:
+        overall = summaries[name]["overall"]
+        cells = {}
+        for key, label in COLLAPSE_COLUMNS.items():
+            value = _mean(overall, key)
+            share = key in ("spk_accuracy", "spk_nearest_source")
+            cells[label] = (
+                "-" if math.isnan(value) else (f"{value:.0%}" if share else fmt(value, decimals[key]))
+            )
+        rows.append({"system": name, **cells})
+    return md_table(pd.DataFrame(rows))
+
+
+def diagnosis_section(
+    result: Mapping[str, Any] | None,
+    summaries: Mapping[str, dict],
+    reference: str | None,
+    ci: str,
+) -> list[str]:
+    """The section's lines, or none when nothing was diagnosed (``diagnosis.enabled: false``)."""
+    if not result or result.get("experiment") is None:
+        return []
+    name = result["experiment"]
+    lines = [f"## Diagnosis: `{name}`", ""]
+    start = result.get("start")
+    systems = list(dict.fromkeys(s for s in (name, start, reference, "mean-var", "source") if s in summaries))
+    if name in summaries:
+        lines += [
+            "Does the output collapse to the input? Test sentences, every seed (means; intervals in "
+            f"`summary.json`, {ci}). *MCD to source*: the conversion against the source speaker's "
+            "recording of the same sentence (the recipe, step 8); *nearest is source*: the share of "
+            "conversions whose d-vector is nearer the source speaker's centroid than every other.",
+            "",
+            _collapse_table(systems, summaries, {k: 2 if "mcd" in k else 3 for k in COLLAPSE_COLUMNS}),
+            "",
+            collapse_verdict(
+                name,
+                summaries[name]["overall"],
+                _mean(summaries.get("source", {}).get("overall", {}), "mcd_db"),
+            ),
+            "",
+        ]
+    runs = pd.DataFrame(
+        [
+            {
+                "run": r["run"],
+                "switch": _compact(r["switch"]),
+                "val MCD to target dB": fmt(r["val_mcd_db"], 2),
+                "val MCD to source dB": fmt(r["val_mcd_db_to_source"], 2),
+                "best iteration": r["best_step"],
+                "wall s": r["seconds"],
+            }
+            for r in result["runs"]
+        ]
+    )
+    lines += [
+        f"Which switch causes it? The `diagnosis` stage trains `{result['start']}` (which works) for "
+        f"{result['iterations']} iterations (seed {result['seed']}) unchanged, then with one switch of "
+        f"`{name}` added per run (`+name`), then `{name}` itself, and scores each last generator on all "
+        f'{result["validation_items"]} validation conversions (never a test sentence; README: "Validation '
+        'curve"). *val MCD to source*: the same distance from each conversion to its own input (near 0: '
+        "a copy). One seed per run: read differences of a few tenths of a dB as noise.",
+        "",
+        md_table(runs),
+        "",
+        switch_verdict(result),
+        "",
+    ]
+    return lines
