@@ -27,12 +27,14 @@ from vc.evaluation.validation import ValidationScorer
 from vc.features.extract import load_training_matrices
 from vc.features.stats import FeatureStats
 from vc.io import atomic_dir, write_json
-from vc.report.diagnosis import RESULT
 from vc.stargan.data import FeatureBank
 from vc.stargan.trainer import Trainer
 from vc.tracking import RunTracker
 
 log = logging.getLogger("pipeline.diagnosis")
+
+#: The result file in the stage's output folder (the report's "Diagnosis" section reads it).
+RESULT = "diagnosis.json"
 
 
 def _run(params: Params, params_path: str, run: str, bank: FeatureBank, scorer: ValidationScorer) -> dict:

@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 from pipeline.common import read_params, run
+from pipeline.diagnosis import RESULT as DIAGNOSIS_FILE
 from pipeline.ratings import RESULT_FILE
 from vc.cost_table import cost_markdown, load_costs
 from vc.evaluation.perceptual.reference import ReferenceMaterial
@@ -15,7 +16,6 @@ from vc.evaluation.recipe import recipe_markdown
 from vc.evaluation.registry import summary_line
 from vc.layout import perceptual_dir
 from vc.report.build import build_report
-from vc.report.diagnosis import RESULT as DIAGNOSIS_FILE
 from vc.report.results import load_results
 from vc.vocoders.store import MANIFEST_FILE
 

@@ -22,10 +22,7 @@ import pandas as pd
 
 from vc.report.markdown import fmt, md_table
 
-__all__ = ["COLLAPSE_COLUMNS", "RESULT", "collapse_verdict", "diagnosis_section", "switch_verdict"]
-
-#: The ``diagnosis`` stage's result file, in its output folder.
-RESULT = "diagnosis.json"
+__all__ = ["COLLAPSE_COLUMNS", "collapse_verdict", "diagnosis_section", "switch_verdict"]
 
 #: Test-set columns of the collapse table: summary key -> label.
 COLLAPSE_COLUMNS = {
@@ -44,38 +41,40 @@ def _mean(overall: Mapping[str, Any], key: str) -> float:
 
 
 def collapse_verdict(name: str, overall: Mapping[str, Any], source_mcd: float) -> str:
-    """One sentence from the diagnosed experiment's test means (``overall``) and the unconverted source's
-    MCD to the target (``source_mcd``): collapsed to the input, distorted away from both, or converting."""
+    """Sentences from the diagnosed experiment's test means (``overall``) and the unconverted source's MCD to
+    the target (``source_mcd``): collapsed to its input, distorted away from both, or converting."""
     to_target, to_source = _mean(overall, "mcd_db"), _mean(overall, "mcd_to_source_db")
     near_source, near_target = _mean(overall, "spk_nearest_source"), _mean(overall, "spk_accuracy")
-    numbers = (
-        f"MCD {to_target:.2f} dB to the target and {to_source:.2f} dB to its own input; "
-        f"{near_source:.0%} of its conversions sound nearest the source speaker, {near_target:.0%} nearest "
-        "the target"
-    )
+    cer = _mean(overall, "cer")
     if not (math.isfinite(to_target) and math.isfinite(to_source)):
         return f"`{name}` has no MCD to compare."
+    numbers = f"MCD {to_target:.2f} dB to the target and {to_source:.2f} dB to its own input"
     speaker = (
-        ""
-        if math.isnan(near_source)
-        else (
-            " (by the speaker encoder too)"
-            if near_source > max(near_target, 0.5)
-            else " (but not by the speaker encoder)"
-        )
+        f"; the speaker encoder places {near_source:.0%} of its conversions nearest the source speaker and "
+        f"{near_target:.0%} nearest the target"
+        if math.isfinite(near_source) and math.isfinite(near_target)
+        else ""
     )
+    words = f"; CER {cer:.2f}" if math.isfinite(cer) else ""
     if to_source < to_target:
         return (
-            f"**Yes, `{name}` collapses to its input**{speaker}: {numbers}. Its output is nearer the "
+            f"**Yes, `{name}` collapses to its input**: {numbers}{speaker}{words}. Its output is nearer the "
             "recording it was given than the speaker it was asked for."
         )
     if to_target >= source_mcd:
-        return (
-            f"**No collapse to the input, and no conversion either**: {numbers}. The output is further from "
-            f"its input than the target is, yet no nearer the target than the unconverted source "
-            f"({source_mcd:.2f} dB): the generator distorts rather than converts."
+        pitch = (
+            " The speaker encoder's verdict rests on pitch, which the shared F0 transform moves to the "
+            "target's whatever the generator does."
+            if math.isfinite(near_target) and near_target >= 0.5
+            else ""
         )
-    return f"**No collapse to the input**: {numbers}."
+        return (
+            f"**No collapse to the input, and no conversion either**: {numbers}{speaker}{words}. Its "
+            f"spectrum is further from its input than the target's recording is, and further from the "
+            f"target than the unconverted source ({source_mcd:.2f} dB): the generator distorts rather than "
+            f"converts.{pitch}"
+        )
+    return f"**No collapse to the input**: {numbers}{speaker}{words}."
 
 
 def switch_verdict(result: Mapping[str, Any]) -> str:
