@@ -7,7 +7,10 @@ Reads the outputs of `dvc repro` up to `stats` (data/corpus, data/features, data
 Each variant is the experiment's resolved config with the given overrides (and ``--iterations``); it is
 trained with the first seed, converts every validation sentence of every ordered pair, and is scored by the
 report's recipe and statistics: MCD with a cluster-bootstrap interval, and the paired difference against the
-mean-var baseline on the same validation items. Prints a Markdown table. The test sentences are never read.
+mean-var baseline on the same validation items, and against the first variant on the same items (the same
+seed: a paired ablation). Prints a Markdown table. The test sentences are never read.
+
+    python -m benchmarks.tuning --seed 1 --variant ...           # another training seed (default: the first)
 """
 
 from __future__ import annotations
@@ -78,13 +81,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--variant", action="append", default=[], help="NAME=JSON overrides of model/train (repeatable)"
     )
+    parser.add_argument("--seed", type=int, default=None, help="training seed (default: the first of seeds)")
     parser.add_argument("--data", default="data", help="folder with corpus/, features/ and stats.json")
     parser.add_argument("--out", default=None, help="also write the table (Markdown) and JSON here")
     args = parser.parse_args(argv)
     logging.basicConfig(level="INFO", format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     params = read_params(args.params)
     variants = (
-        dict(v.split("=", 1) for v in args.variant) if args.variant else dict.fromkeys(DEFAULT_VARIANTS)
+        dict(_parse_variant(v) for v in args.variant) if args.variant else dict.fromkeys(DEFAULT_VARIANTS)
     )
     data = Path(args.data)
     features = data / "features"
@@ -115,12 +119,15 @@ def main(argv: list[str] | None = None) -> None:
         rows = [
             {"variant": "mean-var baseline", "MCD dB": _interval(estimate_metric(mean_var, "mcd_db", **stat))}
         ]
+        first: tuple[str, pd.DataFrame] | None = None
         for i, (name, text) in enumerate(variants.items()):
             overrides = DEFAULT_VARIANTS[name] if text is None else json.loads(text)
             cfg = deep_merge({"model": to_dict(base.model), "train": to_dict(base.train)}, overrides)
             if args.iterations:
                 cfg["train"]["iterations"] = args.iterations
                 cfg["train"]["optimizer"]["decay_start"] = args.iterations // 2
+            if args.seed is not None:
+                cfg["train"]["seed"] = args.seed
             exp = build(ExperimentConfig, {"name": base.name, **cfg})
             start = time.perf_counter()
             state = Trainer(exp, bank, tmp / f"ckpt{i}", progress=False).fit()
@@ -128,11 +135,18 @@ def main(argv: list[str] | None = None) -> None:
             model = TrainedModel(state.generator.eval(), stats, exp, params.features, {})
             scores = score(_convert_all(plan, features, stats, tmp / f"v{i}", model))
             diff = paired_difference(scores, mean_var, "mcd_db", "conversion")
+            if first is None:
+                first = (name, scores)
+            else:
+                ablation = paired_difference(scores, first[1], "mcd_db", "conversion")
+                against_first = verdict(estimate_metric(ablation, "diff", **stat))
             rows.append(
                 {
                     "variant": name,
                     "MCD dB": _interval(estimate_metric(scores, "mcd_db", **stat)),
                     "vs mean-var (paired)": verdict(estimate_metric(diff, "diff", **stat)),
+                    "vs the first variant (paired)": "-" if first[1] is scores else against_first,
+                    "seed": exp.train.seed,
                     "iterations": exp.train.iterations,
                     "train s": round(seconds),
                 }
@@ -145,6 +159,19 @@ def main(argv: list[str] | None = None) -> None:
         Path(args.out).mkdir(parents=True, exist_ok=True)
         (Path(args.out) / "tuning.md").write_text(markdown + "\n")
         table.to_json(Path(args.out) / "tuning.json", orient="records", indent=1)
+
+
+def _parse_variant(text: str) -> tuple[str, str]:
+    """``NAME={...}`` -> ``(NAME, '{...}')``; the name may contain ``=``: the JSON starts at the first
+    ``={``."""
+    name, brace, overrides = text.partition("={")
+    if not brace or not name:
+        raise SystemExit(f"--variant {text!r}: expected NAME={{JSON overrides of model/train}}")
+    try:
+        json.loads("{" + overrides)
+    except json.JSONDecodeError as err:
+        raise SystemExit(f"--variant {name!r}: the overrides are not JSON ({err})") from None
+    return name, "{" + overrides
 
 
 def _interval(est) -> str:

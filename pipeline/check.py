@@ -181,17 +181,27 @@ def check_training_crops(params: Params, root: Path) -> str | None:
 
 
 def check_diagnosis_names(params: Params, root: Path) -> str | None:
-    """``diagnosis.experiment`` and ``diagnosis.start`` name experiments even when the diagnosis is off:
-    dvc.yaml tracks those experiments' params for the diagnosis stage, and DVC stops on a missing key."""
-    d = params.diagnosis
-    for key, name in (("experiment", d.experiment), ("start", d.start)):
+    """``diagnosis.experiment``, ``diagnosis.start``, ``contrast.better`` and ``contrast.worse`` name
+    experiments even when their stage is off: dvc.yaml tracks those experiments' params for the
+    ``diagnosis`` and ``contrast`` stages, and DVC stops on a missing key."""
+    d, c = params.diagnosis, params.contrast
+    names = (
+        ("diagnosis", "experiment", d.experiment),
+        ("diagnosis", "start", d.start),
+        ("contrast", "better", c.better),
+        ("contrast", "worse", c.worse),
+    )
+    for section, key, name in names:
         if name not in params.experiments:
             raise ConfigError(
-                f"diagnosis.{key}",
+                f"{section}.{key}",
                 f"'{name}' is not under experiments (defined: {', '.join(params.experiments)}); dvc.yaml "
-                "tracks its params for the diagnosis stage, so name one of them even with enabled: false",
+                f"tracks its params for the {section} stage, so name one of them even with enabled: false",
             )
-    return f"diagnosis: {'on' if d.enabled else 'off'} ({d.experiment}, switches added to {d.start})"
+    return (
+        f"diagnosis: {'on' if d.enabled else 'off'} ({d.experiment}, switches added to {d.start}); "
+        f"contrast: {'on' if c.enabled else 'off'} ({c.better} against {c.worse})"
+    )
 
 
 #: Every check, in the order it runs.

@@ -1,5 +1,5 @@
 """Stage `diagnosis`: which switch makes an experiment fail (params ``diagnosis``), scored on the validation
-sentences only.
+sentences only; and the same walk for stage `contrast` (:mod:`pipeline.contrast`).
 
 Every run trains from seed ``diagnosis.seed`` for ``diagnosis.iterations`` generator updates: the working
 experiment ``diagnosis.start`` unchanged, then with each of ``diagnosis.switches`` added alone (``+name``:
@@ -10,6 +10,9 @@ unconverted source) is its result; nothing the report's test sentences give ente
 start from scratch (their checkpoints live in a temporary folder). Each run is an MLflow run (kind
 ``diagnosis``) with its curves; ``<out>/diagnosis.json`` holds every run's curve and final scores for the
 report's "Diagnosis" section.
+
+Stage ``contrast`` (params ``contrast``) walks the same way from ``contrast.worse`` to ``contrast.better``
+(``<worse>+<switch>`` runs, one difference of the better experiment each) into ``<out>/contrast.json``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import logging
 import tempfile
 import time
 from pathlib import Path
+from typing import Literal
 
 from pipeline.common import read_params, run, stop_with_parent
 from vc import cost
@@ -33,26 +37,43 @@ from vc.tracking import RunTracker
 
 log = logging.getLogger("pipeline.diagnosis")
 
-#: The result file in the stage's output folder (the report's "Diagnosis" section reads it).
-RESULT = "diagnosis.json"
+#: The two stages that walk from one experiment to another one switch at a time.
+Section = Literal["diagnosis", "contrast"]
+
+#: The result file in each stage's output folder (the report's "Diagnosis" and "Contrast" sections read them).
+RESULTS: dict[Section, str] = {"diagnosis": "diagnosis.json", "contrast": "contrast.json"}
+#: The keys of each walk's section that name experiments, as they go into its result file.
+_NAMES: dict[Section, tuple[str, str]] = {
+    "diagnosis": ("experiment", "start"),
+    "contrast": ("better", "worse"),
+}
 
 
-def _run(params: Params, params_path: str, run: str, bank: FeatureBank, scorer: ValidationScorer) -> dict:
+def _run(
+    params: Params,
+    params_path: str,
+    section: Section,
+    run: str,
+    bank: FeatureBank,
+    scorer: ValidationScorer,
+) -> dict:
     """Train one run with its validation curve in its own MLflow run; its record for the report."""
-    exp = params.diagnosis_run(run)
-    switch = params.diagnosis.switches[run[1:]].as_dict() if run.startswith("+") else {}
+    exp = params.walk_run(section, run)
+    walk = getattr(params, section)
+    switch = walk.switches[run.split("+", 1)[1]].as_dict() if "+" in run else {}
+    system = params.diagnosis.experiment if section == "diagnosis" else params.contrast.worse
     tracker = RunTracker.for_stage(
         params,
-        "diagnosis",
-        f"diagnosis:{run}",
+        section,
+        f"{section}:{run}",
         params_path,
-        kind="diagnosis",
-        system=params.diagnosis.experiment,
-        tags={"vc.diagnosis_run": run, "vc.seed": str(exp.train.seed)},
+        kind=section,
+        system=system,
+        tags={f"vc.{section}_run": run, "vc.seed": str(exp.train.seed)},
         run_params={"run": run, "switch": str(switch), "iterations": exp.train.iterations},
         system_metrics=False,
     )
-    with tracker.terminate_on_exit(), tempfile.TemporaryDirectory(prefix="diagnosis-") as checkpoints:
+    with tracker.terminate_on_exit(), tempfile.TemporaryDirectory(prefix=f"{section}-") as checkpoints:
         trainer = Trainer(
             exp,
             bank,
@@ -88,25 +109,27 @@ def _run(params: Params, params_path: str, run: str, bank: FeatureBank, scorer: 
     return record
 
 
-def main(args: argparse.Namespace) -> None:
+def main(args: argparse.Namespace, section: Section = "diagnosis") -> None:
     stop_with_parent()
     params = read_params(args.params)
-    d = params.diagnosis
+    walk = getattr(params, section)
+    result = RESULTS[section]
     with atomic_dir(args.out) as tmp:
-        if not d.enabled:
-            write_json(tmp / RESULT, {"experiment": None})
-            log.info("diagnosis.enabled is false: nothing to diagnose")
+        if not walk.enabled:
+            write_json(tmp / result, {"experiment": None} if section == "diagnosis" else {"better": None})
+            log.info("%s.enabled is false: nothing to train", section)
             return
-        runs = params.diagnosis_runs()
-        exps = [params.diagnosis_run(run) for run in runs]
+        runs = params.walk_runs(section)
+        exps = [params.walk_run(section, run) for run in runs]
         if any(exp.model.features != "world" for exp in exps):
+            keys = " or ".join(f"{section}.{key}" for key in _NAMES[section])
             raise ValueError(
-                "diagnosis: every run must train on WORLD features (the validation MCD scores mel-cepstra); "
-                f"diagnosis.experiment '{d.experiment}' or diagnosis.start '{d.start}' trains on log-mels"
+                f"{section}: every run must train on WORLD features (the validation MCD scores mel-cepstra); "
+                f"{keys} names an experiment on log-mels"
             )
         crops = {exp.train.crop_frames for exp in exps}
         if len(crops) != 1:
-            raise ValueError(f"diagnosis: every run must use one train.crop_frames, got {sorted(crops)}")
+            raise ValueError(f"{section}: every run must use one train.crop_frames, got {sorted(crops)}")
         exp = exps[0]
         stats = FeatureStats.load(args.stats)
         matrices = load_training_matrices(Path(args.features), "train", "world")
@@ -114,16 +137,15 @@ def main(args: argparse.Namespace) -> None:
         scorer = ValidationScorer.load(
             args.validation, args.features, stats, params.features, params.evaluate, sentences=None
         )
-        records = [_run(params, args.params, run, bank, scorer) for run in runs]
+        records = [_run(params, args.params, section, run, bank, scorer) for run in runs]
         write_json(
-            tmp / RESULT,
+            tmp / result,
             {
-                "experiment": d.experiment,
-                "start": d.start,
-                "seed": d.seed,
-                "iterations": d.iterations,
-                "validate_every": d.validate_every,
-                "switches": {name: o.as_dict() for name, o in d.switches.items()},
+                **{key: getattr(walk, key) for key in _NAMES[section]},
+                "seed": walk.seed,
+                "iterations": walk.iterations,
+                "validate_every": walk.validate_every,
+                "switches": {name: o.as_dict() for name, o in walk.switches.items()},
                 "validation_items": len(scorer.items),
                 **{k.removeprefix("val/"): round(v, 5) for k, v in scorer.baselines().items()},
                 "runs": records,

@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 
 from pipeline.common import read_params, run
-from pipeline.diagnosis import RESULT as DIAGNOSIS_FILE
+from pipeline.diagnosis import RESULTS as WALK_FILES
 from pipeline.ratings import RESULT_FILE
 from vc.cost_table import cost_markdown, load_costs
 from vc.evaluation.perceptual.reference import ReferenceMaterial
@@ -52,7 +52,8 @@ def main(args: argparse.Namespace) -> None:
         vocoder=_vocoder_manifest(Path(args.vocoder)),
         cost=cost_markdown(load_costs(args.costs), heading="##"),
         ratings=json.loads((Path(args.ratings) / RESULT_FILE).read_text()),
-        diagnosis=json.loads((Path(args.diagnosis) / DIAGNOSIS_FILE).read_text()),
+        diagnosis=json.loads((Path(args.diagnosis) / WALK_FILES["diagnosis"]).read_text()),
+        contrast=json.loads((Path(args.contrast) / WALK_FILES["contrast"]).read_text()),
     )
     for name, m in metrics.items():
         log.info("%-24s %s", name, summary_line(m))
@@ -67,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--vocoder", required=True, help="the `vocoder` stage's output")
     parser.add_argument("--ratings", required=True, help="the `ratings` stage's output")
     parser.add_argument("--diagnosis", required=True, help="the `diagnosis` stage's output")
+    parser.add_argument("--contrast", required=True, help="the `contrast` stage's output")
     parser.add_argument(
         "--costs", required=True, help="the stages' cost files (read, never a dependency: see vc.cost)"
     )

@@ -215,6 +215,15 @@ TINY_PARAMS_OVERRIDES = {
         "validate_every": 2,
         "switches": {"hinge": {"train": {"adv_loss": "hinge"}}},
     },
+    # the contrast stage: stargan-vc2 against itself with one difference (the walk and its report section)
+    "contrast": {
+        "enabled": True,
+        "better": "stargan-vc2",
+        "worse": "stargan-vc2",
+        "iterations": 4,
+        "validate_every": 2,
+        "switches": {"no-id": {"train": {"lambdas": {"id": 0.0}}}},
+    },
     "tracking": {"experiment": "pipeline-test"},
     # one seed: each seed repeats every training, conversion and evaluation stage (and each queued
     # experiment's); test_bad_input's project trains two and checks the seed spread end to end
@@ -241,6 +250,7 @@ def make_project_copy(dest: Path, overrides: dict | None = None) -> Path:
     params["experiments"] = TINY_PARAMS_OVERRIDES["experiments"]  # mappings that replace, not merge
     params["corpus"]["embedded"]["speakers"] = TINY_PARAMS_OVERRIDES["corpus"]["embedded"]["speakers"]
     params["diagnosis"] = TINY_PARAMS_OVERRIDES["diagnosis"]
+    params["contrast"] = TINY_PARAMS_OVERRIDES["contrast"]
     params = deep_merge(params, overrides or {})
     if overrides and "experiments" in overrides:  # the named experiments, not added to the tiny ones
         params["experiments"] = overrides["experiments"]

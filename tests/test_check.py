@@ -150,13 +150,19 @@ def test_hifigan_systems_are_the_mel_experiments_and_the_hifigan_baselines() -> 
 
 
 def test_check_names_a_diagnosis_experiment_that_is_not_defined(tmp_path: Path) -> None:
-    """dvc.yaml tracks the diagnosed experiments' params, so they must exist even with the diagnosis off."""
+    """dvc.yaml tracks the diagnosed and contrasted experiments' params, so they must exist even with those
+    stages off."""
     import yaml
 
     doc = yaml.safe_load((ROOT / "params.yaml").read_text())
     doc["experiments"] = {"stargan-vc2": {}}
-    doc["diagnosis"]["enabled"] = False
+    doc["diagnosis"]["enabled"] = doc["contrast"]["enabled"] = False
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(doc))
     result = run_module("pipeline.check", "--params", str(tmp_path / "params.yaml"), cwd=tmp_path)
     assert result.returncode != 0 and "params key 'diagnosis.experiment'" in result.stderr
     assert "'stargan-vc-record' is not under experiments (defined: stargan-vc2)" in result.stderr
+    doc["experiments"] = {"stargan-vc2": {}, "stargan-vc-record": {}, "stargan-vc": {}}
+    doc["contrast"]["worse"] = "stargan-vc2-no-id"  # the contrast stage tracks it the same way
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(doc))
+    result = run_module("pipeline.check", "--params", str(tmp_path / "params.yaml"), cwd=tmp_path)
+    assert result.returncode != 0 and "params key 'contrast.worse'" in result.stderr

@@ -135,6 +135,30 @@ def test_diagnosis_runs_add_each_switch_alone_to_the_working_experiment() -> Non
         load_params(bad)
 
 
+def test_contrast_runs_add_each_difference_alone_to_the_worse_experiment() -> None:
+    params = read_params(ROOT / "params.yaml")
+    c = params.contrast
+    assert params.walk_runs("contrast") == [c.worse, *(f"{c.worse}+{name}" for name in c.switches), c.better]
+    worse = params.walk_run("contrast", c.worse)
+    concat = params.walk_run("contrast", f"{c.worse}+concat-g")
+    assert concat.name == f"{c.worse}+concat-g" and concat.train == worse.train
+    assert concat.model.generator.conditioning == "concat"
+    assert concat.model.discriminator == worse.model.discriminator
+    better = params.walk_run("contrast", c.better)
+    assert better.model == params.experiment(c.better).model and better.train.iterations == c.iterations
+    assert worse.train.optimizer.decay_start == c.iterations // 2 and worse.train.seed == c.seed
+    with pytest.raises(ConfigError, match=r"unknown run 'stargan-vc\+concat-g'"):
+        params.walk_run("contrast", "stargan-vc+concat-g")  # a switch belongs to the worse experiment
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for key in ("better", "worse"):
+        bad = {**raw, "contrast": {**raw["contrast"], key: "nope"}}
+        with pytest.raises(ConfigError, match="unknown experiment 'nope'") as info:
+            load_params(bad)
+        assert info.value.key == f"contrast.{key}"
+    off = load_params({**raw, "contrast": {**raw["contrast"], "enabled": False, "worse": "nope"}})
+    assert off.walk_runs("contrast") == []
+
+
 def test_unknown_experiment_name_is_rejected() -> None:
     params = read_params(ROOT / "params.yaml")
     with pytest.raises(ConfigError, match=r"unknown experiment 'stargan-vc3'.*stargan-vc2"):
@@ -153,14 +177,17 @@ def test_read_params_names_the_file_for_invalid_yaml(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------ one set of defaults
 def test_library_defaults_are_the_params_yaml_values() -> None:
     """vc.config's defaults are params.yaml's values: a document that states only the data (presets,
-    experiments, and what the diagnosis runs) resolves to exactly what params.yaml resolves to, section by
-    section and run by run."""
+    experiments, and what the diagnosis and the contrast run) resolves to exactly what params.yaml resolves
+    to, section by section and run by run."""
     from vc.configlib import flatten, to_dict
 
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     full = load_params(raw)
     data = {k: raw["diagnosis"][k] for k in ("enabled", "experiment", "start", "switches")}  # what it runs
-    minimal = load_params({"presets": raw["presets"], "experiments": raw["experiments"], "diagnosis": data})
+    walk = {k: raw["contrast"][k] for k in ("enabled", "better", "worse", "switches")}
+    minimal = load_params(
+        {"presets": raw["presets"], "experiments": raw["experiments"], "diagnosis": data, "contrast": walk}
+    )
     expected, got = flatten(to_dict(full)), flatten(to_dict(minimal))
     differ = {
         k: (got.get(k), expected.get(k))

@@ -92,7 +92,7 @@ def test_repro_writes_every_stage_and_the_report(project: Path) -> None:
     )
     assert "![Validation curves](figures/validation.png)" in report
     assert (project / "reports/figures/validation.png").is_file()
-    assert "converts with the **last** generator" in report
+    assert "converts with the **best** generator" in report
     # the diagnosis stage: the experiment unchanged and with one switch, in the report
     diagnosis = json.loads((project / "eval/diagnosis/diagnosis.json").read_text())
     assert [r["run"] for r in diagnosis["runs"]] == ["stargan-vc2", "+hinge"]
@@ -100,6 +100,12 @@ def test_repro_writes_every_stage_and_the_report(project: Path) -> None:
     assert "## Diagnosis: `stargan-vc2`" in report and "| +hinge | `train.adv_loss=hinge` |" in report
     if not any(missing_packages().values()):
         assert "nearest is source" in report and "collapse" in report
+    # the contrast stage: the worse experiment unchanged and with one difference, in the report
+    contrast = json.loads((project / "eval/contrast/contrast.json").read_text())
+    assert [r["run"] for r in contrast["runs"]] == ["stargan-vc2", "stargan-vc2+no-id"]
+    assert all(len(r["curve"]) == 2 and math.isfinite(r["val_mcd_db"]) for r in contrast["runs"])
+    assert "## Contrast: `stargan-vc2` against `stargan-vc2`" in report
+    assert "| stargan-vc2+no-id | `train.lambdas.id=0.0` |" in report
     scores = (project / "eval/experiments/stargan-vc2/seed-0/scores.csv").read_text().splitlines()[0]
     assert "mcd_to_source_db" in scores and "spk_nearest_source" in scores
     shown = dvc(project, "metrics", "show", "--json").stdout
@@ -211,8 +217,9 @@ def test_queued_experiments_on_two_workers_all_land_in_mlflow(project: Path) -> 
         ran = set(re.findall(r"Running stage '([^']+)'", logs))
         expected = {f"{stage}@stargan-vc2-0" for stage in ("train", "convert", "evaluate")}
         # new conversions: the report, the listening page and the ratings' staleness check follow them; the
-        # tiny project diagnoses stargan-vc2 itself, so its diagnosis runs again too (params.yaml's does not)
-        assert ran == expected | {"report", "listen_page", "ratings", "diagnosis"}, logs[-3000:]
+        # tiny project diagnoses stargan-vc2 itself, so its diagnosis runs again too (params.yaml's does not);
+        # the contrast walks from stargan-vc2 (in params.yaml too)
+        assert ran == expected | {"report", "listen_page", "ratings", "diagnosis", "contrast"}, logs[-3000:]
     client = mlflow_client(project)
     learning_rates = {}
     for name in names:

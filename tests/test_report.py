@@ -368,3 +368,55 @@ def test_each_paragraph_is_read_against_the_reference_and_the_first_converting_b
     assert "Against `stargan-vc2`: " in no_id and "Against `mean-var`: " in no_id
     assert "Against `source`" not in no_id and "Against `copy-synthesis`" not in no_id
     assert "(higher is better for similarity to the target and conversion accuracy; lower for CER)" in report
+
+
+def _walk(vals: dict[str, float]) -> dict:
+    """A contrast.json with the given final validation MCDs (run name -> dB)."""
+    switches = {"concat-g": {"model": {"generator": {"conditioning": "concat"}}}, "classifier-d": {}}
+    runs = [
+        {
+            "run": run,
+            "switch": switches[run.split("+", 1)[1]] if "+" in run else {},
+            "val_mcd_db": value,
+            "val_mcd_db_to_source": 7.0,
+            "best_step": 150,
+            "seconds": 30.0,
+        }
+        for run, value in vals.items()
+    ]
+    return {
+        "better": "vc1",
+        "worse": "vc2",
+        "seed": 0,
+        "iterations": 150,
+        "validation_items": 24,
+        "mcd_db_mean_var": 9.4,
+        "mcd_db_source": 10.3,
+        "runs": runs,
+    }
+
+
+def test_contrast_names_the_difference_that_closes_the_gap() -> None:
+    from vc.report.diagnosis import contrast_section, contrast_verdict
+
+    one = _walk({"vc2": 9.6, "vc2+concat-g": 9.55, "vc2+classifier-d": 9.15, "vc1": 9.0})
+    text = contrast_verdict(one)
+    assert "`vc1` reaches 9.00 dB and `vc2` 9.60 dB (-0.60 dB)" in text
+    assert "classifier-d -0.45 dB, concat-g -0.05 dB" in text  # largest help first
+    assert "**classifier-d** alone closes 75% of the gap" in text
+    together = contrast_verdict(
+        _walk({"vc2": 9.6, "vc2+concat-g": 9.5, "vc2+classifier-d": 9.45, "vc1": 9.0})
+    )
+    assert "No difference alone closes half of the gap (the largest, classifier-d, 25%)" in together
+    reversed_order = contrast_verdict(
+        _walk({"vc2": 9.0, "vc2+concat-g": 9.1, "vc2+classifier-d": 9.2, "vc1": 9.3})
+    )
+    assert "the ordering does not show here" in reversed_order
+    summaries = {"vc1": {"overall": {"mcd_db": 8.63}}, "vc2": {"overall": {"mcd_db": 8.95}}}
+    lines = contrast_section(one, summaries)
+    assert lines[0] == "## Contrast: `vc1` against `vc2`"
+    section = "\n".join(lines)
+    assert "On the test sentences `vc1` scores 8.63 dB and `vc2` 8.95 dB" in section
+    assert "| vc2+classifier-d | - | 9.15 | -0.45 |" in section  # the change column, the switch compacted
+    assert "`model.generator.conditioning=concat`" in section
+    assert contrast_section({"better": None}, summaries) == []

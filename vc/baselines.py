@@ -86,17 +86,12 @@ class Baseline:
     make_wav: MakeWav | None
 
 
-def _match_moments(stats: FeatureStats, x: np.ndarray, source: str, target: str) -> np.ndarray:
-    s, t = check_pair(stats, source, target)
-    z = (x - stats.spectral_mean[s]) / stats.spectral_std[s]
-    return z * stats.spectral_std[t] + stats.spectral_mean[t]
-
-
 def mean_var_convert(stats: FeatureStats, feats: WorldFeatures, source: str, target: str) -> WorldFeatures:
     """The ``mean-var`` baseline: per-coefficient mean/variance matching (unscaled) and the F0 transform."""
+    check_pair(stats, source, target)
     return WorldFeatures(
         f0=stats.convert_f0(feats.f0, source, target),
-        spectral=_match_moments(stats, feats.spectral, source, target),
+        spectral=stats.match_moments(feats.spectral, source, target),
         coded_ap=feats.coded_ap,
         sample_rate=feats.sample_rate,
         frame_period=feats.frame_period,
@@ -108,7 +103,8 @@ def mean_var_mel(stats: FeatureStats, mel: np.ndarray, source: str, target: str)
     log-mel statistics (``stats`` of kind ``mel``)."""
     if stats.feature_kind != "mel":
         raise StatsError("mean_var_mel needs the log-mel statistics (data/stats-mel.json)")
-    return _match_moments(stats, mel, source, target)
+    check_pair(stats, source, target)
+    return stats.match_moments(mel, source, target)
 
 
 def _world(x: BaselineInputs, feats: WorldFeatures) -> tuple[np.ndarray, int]:

@@ -419,7 +419,7 @@ class ConvertConfig(Section):
     )
     workers: int = Field(0, ge=0, description="conversion processes; 0: this job's share of the CPUs")
     checkpoint: Literal["last", "best"] = Field(
-        "last",
+        "best",
         description="the generator converted: last (the final iteration) | best (lowest validation MCD; "
         "the last where a run has no validation curve)",
     )
@@ -648,31 +648,47 @@ class RatingsConfig(Section):
     exclude_low_raters: bool = Field(False, description="leave the raters below natural_threshold out")
 
 
-class DiagnosisConfig(Section):
-    """``diagnosis:``: why an experiment fails (stage ``diagnosis``; the report's "Diagnosis" section).
+class AblationWalk(Section):
+    """What the ``diagnosis`` and ``contrast`` stages share: short trainings of one experiment with one
+    switch (a set of overrides) added per run, scored on the validation sentences only."""
 
-    The report examines ``experiment`` on the test sentences (does its output collapse to its input?);
-    the stage trains ``start`` (an experiment that works) unchanged, with each of ``switches`` added alone,
-    and ``experiment`` itself, all for ``iterations`` from seed ``seed``, and scores them on the validation
-    sentences only.
-    """
-
-    enabled: bool = Field(
-        False, description="false: the stage trains nothing and the report has no diagnosis"
-    )
-    experiment: str = Field("stargan-vc2", description="the experiment diagnosed (a name under experiments)")
-    start: str = Field(
-        "stargan-vc2", description="the working experiment each switch is added to (may be the diagnosed one)"
-    )
+    enabled: bool = Field(False, description="false: the stage trains nothing and the report skips it")
     seed: int = Field(0, description="the training seed of every run")
     iterations: int = Field(
         150, ge=2, description="generator updates of every run (a linear decay starts halfway)"
     )
     validate_every: int = Field(50, ge=1, description="validation-curve points of every run")
     switches: dict[str, RunOverrides] = Field(
-        default_factory=dict,
-        description="name -> overrides: one of the diagnosed experiment's switches, added alone to start",
+        default_factory=dict, description="name -> overrides, each added alone to the starting experiment"
     )
+
+
+class DiagnosisConfig(AblationWalk):
+    """``diagnosis:``: why an experiment fails (stage ``diagnosis``; the report's "Diagnosis" section).
+
+    The report examines ``experiment`` on the test sentences (does its output collapse to its input?);
+    the stage trains ``start`` (an experiment that works) unchanged, with each of ``switches`` (the diagnosed
+    experiment's) added alone, and ``experiment`` itself, all for ``iterations`` from seed ``seed``, and
+    scores them on the validation sentences only.
+    """
+
+    experiment: str = Field("stargan-vc2", description="the experiment diagnosed (a name under experiments)")
+    start: str = Field(
+        "stargan-vc2", description="the working experiment each switch is added to (may be the diagnosed one)"
+    )
+
+
+class ContrastConfig(AblationWalk):
+    """``contrast:``: which of the differences between two experiments decides which is better (stage
+    ``contrast``; the report's "Contrast" section).
+
+    The stage trains ``worse`` unchanged, with each of ``switches`` (one difference of ``better`` from it)
+    added alone, and ``better`` itself, all for ``iterations`` from seed ``seed``, and scores them on the
+    validation sentences only.
+    """
+
+    better: str = Field("stargan-vc2", description="the experiment whose differences are tried")
+    worse: str = Field("stargan-vc2", description="the experiment each difference is added to")
 
 
 class TrackingConfig(Section):
@@ -701,7 +717,7 @@ class Params(Section):
         description="name -> overrides of model and train; dvc.yaml trains, converts and evaluates each",
     )
     seeds: tuple[int, ...] = Field(
-        (0, 1), description="training seeds: every experiment is trained once per seed"
+        (0, 1, 2), description="training seeds: every experiment is trained once per seed"
     )
     convert: ConvertConfig = Field(default_factory=ConvertConfig)
     baselines: tuple[Baseline, ...] = Field(
@@ -715,6 +731,7 @@ class Params(Section):
     listen_page: ListenPageConfig = Field(default_factory=ListenPageConfig)
     ratings: RatingsConfig = Field(default_factory=RatingsConfig)
     diagnosis: DiagnosisConfig = Field(default_factory=DiagnosisConfig)
+    contrast: ContrastConfig = Field(default_factory=ContrastConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     sweep: dict[str, Any] = Field(
         default_factory=dict,
@@ -748,17 +765,17 @@ class Params(Section):
                 self.experiment(name)
             except ConfigError as err:
                 invalid(err.key, err.message)
-        d = self.diagnosis
-        for key, name in (("experiment", d.experiment), ("start", d.start)):
-            if d.enabled and name not in self.experiments:
-                known = ", ".join(self.experiments)
-                invalid(f"diagnosis.{key}", f"unknown experiment '{name}' (defined: {known})")
-        if d.enabled:
-            for run in self.diagnosis_runs():
-                try:
-                    self.diagnosis_run(run)
-                except ConfigError as err:
-                    invalid(err.key, err.message)
+        for section, walk, names in self._walks():
+            for key, name in names:
+                if walk.enabled and name not in self.experiments:
+                    known = ", ".join(self.experiments)
+                    invalid(f"{section}.{key}", f"unknown experiment '{name}' (defined: {known})")
+            if walk.enabled and all(name in self.experiments for _, name in names):
+                for run in self.walk_runs(section):
+                    try:
+                        self.walk_run(section, run)
+                    except ConfigError as err:
+                        invalid(err.key, err.message)
         if self.report.reference is not None and self.report.reference not in self.experiments:
             known = ", ".join(self.experiments)
             invalid("report.reference", f"unknown experiment '{self.report.reference}' (defined: {known})")
@@ -801,29 +818,51 @@ class Params(Section):
         merged["train"] = {**merged["train"], "seed": seed}
         return build(ExperimentConfig, {"name": name, **merged}, prefix=prefix)
 
-    def diagnosis_runs(self) -> list[str]:
-        """The ``diagnosis`` stage's runs in order: ``start`` unchanged, ``+<switch>`` for each switch, then
-        the diagnosed experiment (none unless ``diagnosis.enabled``)."""
-        d = self.diagnosis
-        if not d.enabled:
+    def _walks(self) -> tuple[tuple[str, AblationWalk, tuple[tuple[str, str], ...]], ...]:
+        """``(section, config, ((key, experiment name), ...))`` of each ablation walk."""
+        d, c = self.diagnosis, self.contrast
+        return (
+            ("diagnosis", d, (("experiment", d.experiment), ("start", d.start))),
+            ("contrast", c, (("better", c.better), ("worse", c.worse))),
+        )
+
+    def walk_runs(self, section: Literal["diagnosis", "contrast"]) -> list[str]:
+        """A walk's runs in order, none unless it is enabled. ``diagnosis``: ``start`` unchanged,
+        ``+<switch>`` for each switch, then the diagnosed ``experiment``. ``contrast``: ``worse`` unchanged,
+        ``<worse>+<switch>`` for each switch, then ``better``."""
+        if section == "diagnosis":
+            d = self.diagnosis
+            first, switched, last = d.start, [f"+{name}" for name in d.switches], d.experiment
+        else:
+            c = self.contrast
+            first, switched, last = c.worse, [f"{c.worse}+{name}" for name in c.switches], c.better
+        if not getattr(self, section).enabled:
             return []
-        runs = [d.start, *(f"+{name}" for name in d.switches)]
-        return runs if d.start == d.experiment else [*runs, d.experiment]
+        return [first, *switched] if first == last else [first, *switched, last]
+
+    def diagnosis_runs(self) -> list[str]:
+        """:meth:`walk_runs` of the ``diagnosis`` stage."""
+        return self.walk_runs("diagnosis")
+
+    def walk_run(self, section: Literal["diagnosis", "contrast"], run: str) -> ExperimentConfig:
+        """One run of :meth:`walk_runs` as an experiment config, at the walk's iterations and seed."""
+        walk: AblationWalk = getattr(self, section)
+        start = self.diagnosis.start if section == "diagnosis" else self.contrast.worse
+        # a linear decay keeps its shape: from the middle of the run to 0 at its end
+        train = {"iterations": walk.iterations, "validate_every": walk.validate_every}
+        steps = RunOverrides(train={**train, "optimizer": {"decay_start": walk.iterations // 2}})
+        if "+" in run:  # experiment names have no "+"
+            base, switch = run.split("+", 1)
+            if base not in ("", start) or switch not in walk.switches:
+                raise ConfigError(f"{section}.switches", f"unknown run '{run}'")
+            extra = ((f"{section}.switches.{switch}", walk.switches[switch]), (section, steps))
+            exp = self._resolve(start, walk.seed, extra)
+            return exp.model_copy(update={"name": f"{start}+{switch}"})
+        return self._resolve(run, walk.seed, ((section, steps),))
 
     def diagnosis_run(self, run: str) -> ExperimentConfig:
-        """One run of :meth:`diagnosis_runs` as an experiment config, at the stage's iterations and seed."""
-        d = self.diagnosis
-        # a linear decay keeps its shape: from the middle of the run to 0 at its end
-        train = {"iterations": d.iterations, "validate_every": d.validate_every}
-        steps = RunOverrides(train={**train, "optimizer": {"decay_start": d.iterations // 2}})
-        start = d.start
-        if run.startswith("+"):
-            if run[1:] not in d.switches:
-                raise ConfigError("diagnosis.switches", f"unknown switch '{run[1:]}'")
-            extra = ((f"diagnosis.switches.{run[1:]}", d.switches[run[1:]]), ("diagnosis", steps))
-            exp = self._resolve(start, d.seed, extra)
-            return exp.model_copy(update={"name": f"{start}{run}"})
-        return self._resolve(run, d.seed, (("diagnosis", steps),))
+        """:meth:`walk_run` of the ``diagnosis`` stage."""
+        return self.walk_run("diagnosis", run)
 
 
 def load_params(data: Mapping[str, Any] | None) -> Params:

@@ -32,7 +32,7 @@ from vc.config import FeatureKind, VocoderConfig
 from vc.features.stats import FeatureStats, StatsError
 from vc.features.world import WorldFeatures, analyze, synthesize
 from vc.io import read_audio, write_wav
-from vc.stargan.store import TrainedModel
+from vc.stargan.store import TrainedModel, generator_spectra
 
 __all__ = [
     "VOCODERS",
@@ -106,25 +106,17 @@ def vocode(
 
 
 def check_pair(stats: FeatureStats, source: str, target: str) -> tuple[int, int]:
+    """The speakers' codes; :class:`StatsError` for an unknown speaker or ``source == target``."""
     s, t = stats.index(source), stats.index(target)  # StatsError names unknown speakers
     if s == t:
         raise StatsError(f"target speaker equals source speaker ('{source}'); conversion needs two speakers")
     return s, t
 
 
-@torch.no_grad()
 def convert_spectra(model: TrainedModel, x: np.ndarray, source: str, target: str) -> np.ndarray:
     """The generator's conversion of one utterance's frames ``(T, D)`` (WORLD spectral features or log-mel,
     as the model was trained) from ``source`` to ``target``: normalise, convert, de-normalise."""
-    stats = model.stats
-    s, t = check_pair(stats, source, target)
-    if x.ndim != 2 or x.shape[1] != stats.dim:
-        raise StatsError(f"features of shape {tuple(x.shape)}, the model expects (frames, {stats.dim})")
-    device = next(model.generator.parameters()).device
-    z = torch.from_numpy(stats.normalize(x, source).T.astype(np.float32))[None].to(device)
-    codes = (torch.tensor([s], device=device), torch.tensor([t], device=device))
-    y = model.generator(z, *codes)[0].T.double().cpu().numpy()  # (T, D)
-    return stats.denormalize(y, target)
+    return generator_spectra(model.generator, model.stats, x, source, target)
 
 
 def convert_features(model: TrainedModel, feats: WorldFeatures, source: str, target: str) -> WorldFeatures:

@@ -26,6 +26,7 @@ analyses of the validation recordings come from the ``validation`` stage (:func:
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -34,7 +35,6 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 import pysptk
-import torch
 from torch import nn
 
 from vc.config import EvaluateConfig, FeaturesConfig
@@ -43,6 +43,7 @@ from vc.evaluation.metrics import mcd, mcd_frames
 from vc.evaluation.recipe import RecipeAnalysis
 from vc.features.stats import FeatureStats
 from vc.features.world import load_features
+from vc.stargan.store import generator_spectra
 
 __all__ = ["INDEX", "ValidationItem", "ValidationScorer"]
 
@@ -168,35 +169,15 @@ class ValidationScorer:
     def baselines(self) -> dict[str, float]:
         """``val/mcd_db_mean_var`` and ``val/mcd_db_source`` (computed once)."""
         if self._baselines is None:
-            stats = self.stats
-
-            def mean_var(x: np.ndarray, src: str, tgt: str) -> np.ndarray:
-                s, t = stats.index(src), stats.index(tgt)
-                z = (x - stats.spectral_mean[s]) / stats.spectral_std[s]
-                return z * stats.spectral_std[t] + stats.spectral_mean[t]
-
             self._baselines = {
-                "val/mcd_db_mean_var": self.score(mean_var),
+                "val/mcd_db_mean_var": self.score(self.stats.match_moments),
                 "val/mcd_db_source": self.score(lambda x, src, tgt: x),
             }
         return self._baselines
 
     def generator_converter(self, generator: nn.Module) -> Convert:
         """``generator`` as a :data:`Convert` (fp32, no gradients, on the generator's device)."""
-        stats = self.stats
-        device = next(generator.parameters()).device
-
-        @torch.no_grad()
-        def convert(x: np.ndarray, src: str, tgt: str) -> np.ndarray:
-            z = torch.from_numpy(stats.normalize(x, src).T.astype(np.float32))[None].to(device)
-            codes = (
-                torch.tensor([stats.index(src)], device=device),
-                torch.tensor([stats.index(tgt)], device=device),
-            )
-            y = generator(z, *codes)[0].T.double().cpu().numpy()  # (T, D)
-            return stats.denormalize(y, tgt)
-
-        return convert
+        return functools.partial(generator_spectra, generator, self.stats)
 
     def __call__(self, generator: nn.Module) -> dict[str, float]:
         """``val/mcd_db`` of ``generator`` and ``val/mcd_db_to_source`` (how near its conversions stay to

@@ -69,6 +69,13 @@ class FeatureStats:
         row = self._row(speaker)
         return spectral * self.scale[row] + self.mean[row]
 
+    def match_moments(self, spectral: np.ndarray, source: str, target: str) -> np.ndarray:
+        """``(T, D)`` -> ``(T, D)``: each coefficient's per-speaker mean and standard deviation moved from
+        ``source``'s to ``target``'s (the ``mean-var`` baselines' spectral conversion)."""
+        s, t = self.index(source), self.index(target)
+        z = (spectral - self.spectral_mean[s]) / self.spectral_std[s]
+        return z * self.spectral_std[t] + self.spectral_mean[t]
+
     def convert_f0(self, f0: np.ndarray, source: str, target: str) -> np.ndarray:
         """Log-Gaussian normalised transform of F0 ``(T,)``: voiced frames map source -> target stats."""
         s, t = self.index(source), self.index(target)

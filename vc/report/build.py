@@ -105,6 +105,7 @@ def build_report(
     cost: str = "",
     ratings: Mapping[str, Any] | None = None,
     diagnosis: Mapping[str, Any] | None = None,
+    contrast: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write the report folder atomically; return the metrics written to ``metrics.json``.
 
@@ -112,7 +113,8 @@ def build_report(
     provenance); None leaves the perceptual section out. ``vocoder``: the ``vocoder`` stage's manifest
     (``models/vocoder/vocoder.json``: pretrained or fine-tuned HiFi-GAN), stated under the main table.
     ``ratings``: the ``ratings`` stage's ``ratings.json`` (the listening test's section).
-    ``diagnosis``: the ``diagnosis`` stage's ``diagnosis.json`` (the "Diagnosis" section).
+    ``diagnosis``: the ``diagnosis`` stage's ``diagnosis.json`` (the "Diagnosis" section); ``contrast``: the
+    ``contrast`` stage's ``contrast.json`` (the "Contrast" section).
     ``cost``: the cost table (:func:`vc.cost_table.cost_markdown`), a section of its own when not empty."""
     summaries = {r.name: system_summary(r.name, r.kind, r.scores, evaluate, r.unit) for r in results}
     comparisons = compare(results, reference, evaluate)
@@ -136,6 +138,7 @@ def build_report(
         cost=cost,
         ratings=ratings,
         diagnosis=diagnosis,
+        contrast=contrast,
     )
     metrics = metrics_json(results, summaries, comparisons)
     with atomic_dir(out_dir) as tmp:

@@ -10,6 +10,10 @@ Two tables, each followed by a sentence written from its numbers:
 2. the ``diagnosis`` stage's runs (validation sentences only, one seed): a working experiment unchanged, with
    one switch of the diagnosed experiment added per run, and the diagnosed experiment itself; each run's
    final validation MCD to the target and to its input.
+
+The "Contrast" section (:func:`contrast_section`) reads the ``contrast`` stage's walk the same way: the
+worse of two experiments unchanged, with one difference of the better one added per run, and the better
+one; a sentence says how much of the gap each difference closes.
 """
 
 from __future__ import annotations
@@ -22,7 +26,14 @@ import pandas as pd
 
 from vc.report.markdown import fmt, md_table
 
-__all__ = ["COLLAPSE_COLUMNS", "collapse_verdict", "diagnosis_section", "switch_verdict"]
+__all__ = [
+    "COLLAPSE_COLUMNS",
+    "collapse_verdict",
+    "contrast_section",
+    "contrast_verdict",
+    "diagnosis_section",
+    "switch_verdict",
+]
 
 #: Test-set columns of the collapse table: summary key -> label.
 COLLAPSE_COLUMNS = {
@@ -194,3 +205,87 @@ def diagnosis_section(
         "",
     ]
     return lines
+
+
+def contrast_verdict(result: Mapping[str, Any]) -> str:
+    """Sentences from the contrast walk: the gap between the two experiments on the validation sentences,
+    and how much of it each difference, added alone to the worse one, closes (in dB and as a share)."""
+    runs = {r["run"]: r for r in result["runs"]}
+    worse, better = result["worse"], result["better"]
+    base, top = runs.get(worse), runs.get(better)
+    added = [r for r in result["runs"] if "+" in r["run"]]
+    if base is None or top is None or not added:
+        return "Nothing to compare (`contrast.switches` is empty, or both names are one experiment)."
+    gap = base["val_mcd_db"] - top["val_mcd_db"]
+    text = (
+        f"On the validation sentences `{better}` reaches {top['val_mcd_db']:.2f} dB and `{worse}` "
+        f"{base['val_mcd_db']:.2f} dB ({-gap:+.2f} dB). "
+    )
+    changes = sorted((r["val_mcd_db"] - base["val_mcd_db"], r["run"].split("+", 1)[1]) for r in added)
+    each = ", ".join(f"{name} {change:+.2f} dB" for change, name in changes)
+    if gap <= 0:
+        return text + (
+            f"At this budget the ordering does not show here, so the walk explains nothing; added alone to "
+            f"`{worse}`: {each}."
+        )
+    best_change, best_name = changes[0]
+    share = -best_change / gap
+    text += f"Added alone to `{worse}`: {each}. "
+    if share >= 0.5:
+        text += (
+            f"**{best_name}** alone closes {share:.0%} of the gap: it is the difference that decides the "
+            "order here."
+        )
+    elif best_change < 0:
+        text += (
+            f"No difference alone closes half of the gap (the largest, {best_name}, {share:.0%}): the "
+            "order comes from the differences together."
+        )
+    else:
+        text += "No difference alone helps: the order comes from the differences together."
+    return text
+
+
+def contrast_section(result: Mapping[str, Any] | None, summaries: Mapping[str, dict]) -> list[str]:
+    """The "Contrast" section's lines, or none when the ``contrast`` stage is off."""
+    if not result or result.get("better") is None:
+        return []
+    worse, better = result["worse"], result["better"]
+    base = next((r["val_mcd_db"] for r in result["runs"] if r["run"] == worse), float("nan"))
+    runs = pd.DataFrame(
+        [
+            {
+                "run": r["run"],
+                "difference added": _compact(r["switch"]),
+                "val MCD to target dB": fmt(r["val_mcd_db"], 2),
+                f"change from {worse} dB": fmt(r["val_mcd_db"] - base, 2) if r["run"] != worse else "-",
+                "val MCD to source dB": fmt(r["val_mcd_db_to_source"], 2),
+                "wall s": r["seconds"],
+            }
+            for r in result["runs"]
+        ]
+    )
+    test = {
+        name: _mean(summaries[name]["overall"], "mcd_db") for name in (better, worse) if name in summaries
+    }
+    on_test = (
+        f"On the test sentences `{better}` scores {test[better]:.2f} dB and `{worse}` {test[worse]:.2f} dB "
+        "(every seed; the paired difference is in the tables above). "
+        if len(test) == 2 and all(math.isfinite(v) for v in test.values())
+        else ""
+    )
+    return [
+        f"## Contrast: `{better}` against `{worse}`",
+        "",
+        f"{on_test}Which of their differences decides the order? The `contrast` stage trains `{worse}` for "
+        f"{result['iterations']} iterations (seed {result['seed']}) unchanged, then with one difference of "
+        f"`{better}` added per run (`{worse}+name`), then `{better}` itself, and scores each last generator "
+        f"on all {result['validation_items']} validation conversions (never a test sentence; mean-var "
+        f"{result['mcd_db_mean_var']:.2f} dB, unconverted source {result['mcd_db_source']:.2f} dB). One seed "
+        "per run: read differences of a few tenths of a dB as noise.",
+        "",
+        md_table(runs),
+        "",
+        contrast_verdict(result),
+        "",
+    ]

@@ -14,7 +14,7 @@ from vc.baselines import BASELINES
 from vc.config import ConvertConfig, EvaluateConfig, ExperimentConfig
 from vc.evaluation.perceptual.reference import ReferenceMaterial
 from vc.report.compare import Comparison
-from vc.report.diagnosis import diagnosis_section
+from vc.report.diagnosis import contrast_section, diagnosis_section
 from vc.report.markdown import fmt, interval, md_table
 from vc.report.perceptual import (
     NATURAL_ROW,
@@ -61,6 +61,7 @@ class ReportData:
     cost: str = ""  # the cost table (vc.cost_table.cost_markdown); machine-dependent, never a metric
     ratings: Mapping[str, Any] | None = None  # the ratings stage's ratings.json (listening test)
     diagnosis: Mapping[str, Any] | None = None  # the diagnosis stage's diagnosis.json
+    contrast: Mapping[str, Any] | None = None  # the contrast stage's contrast.json
 
     @property
     def ci(self) -> str:
@@ -426,6 +427,11 @@ def diagnosis(d: ReportData) -> list[str]:
     return diagnosis_section(d.diagnosis, d.summaries, d.reference, d.ci)
 
 
+def contrast(d: ReportData) -> list[str]:
+    """Which difference between two experiments decides their order (validation sentences)."""
+    return contrast_section(d.contrast, d.summaries)
+
+
 def listening_test(d: ReportData) -> list[str]:
     """The listening test's ratings per system, or a plain statement that there are none yet."""
     return ratings_section(d.ratings, d.ci)
@@ -470,6 +476,7 @@ SECTIONS: tuple[Callable[[ReportData], list[str]], ...] = (
     listening_test,
     per_pair,
     training,
+    contrast,
     diagnosis,
     cost,
     differences,

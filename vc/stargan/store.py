@@ -15,21 +15,45 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 import vc
 from vc.config import ExperimentConfig, FeaturesConfig
 from vc.configlib import build, to_dict
 from vc.errors import InputError
-from vc.features.stats import FeatureStats
+from vc.features.stats import FeatureStats, StatsError
 from vc.io import atomic_dir, write_json
 from vc.stargan.networks import Generator, build_generator
 
-__all__ = ["ModelLoadError", "TrainedModel", "load_model", "save_model"]
+__all__ = ["ModelLoadError", "TrainedModel", "generator_spectra", "load_model", "save_model"]
 
 
 class ModelLoadError(InputError):
     """A model folder is missing a file or does not match its config; the message names the path."""
+
+
+@torch.no_grad()
+def generator_spectra(
+    generator: torch.nn.Module, stats: FeatureStats, x: np.ndarray, source: str, target: str
+) -> np.ndarray:
+    """``generator``'s conversion of one utterance's frames ``x`` ``(T, D)`` from ``source`` to ``target``:
+    normalised with ``stats``, converted in fp32 on the generator's device without gradients (put it in eval
+    mode first), de-normalised. Returns ``(T, D)`` float64.
+
+    Raises:
+        StatsError: an unknown speaker, ``source == target``, or frames of another dimension.
+    """
+    s, t = stats.index(source), stats.index(target)  # StatsError names unknown speakers
+    if s == t:
+        raise StatsError(f"target speaker equals source speaker ('{source}'); conversion needs two speakers")
+    if x.ndim != 2 or x.shape[1] != stats.dim:
+        raise StatsError(f"features of shape {tuple(x.shape)}, the model expects (frames, {stats.dim})")
+    device = next(generator.parameters()).device
+    z = torch.from_numpy(stats.normalize(x, source).T.astype(np.float32))[None].to(device)
+    codes = (torch.tensor([s], device=device), torch.tensor([t], device=device))
+    y = generator(z, *codes)[0].T.double().cpu().numpy()  # (T, D)
+    return stats.denormalize(y, target)
 
 
 @dataclass
