@@ -79,7 +79,7 @@ test: $(VENV)/.installed-dev browser-deps slurm-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder -q \
-		--durations=10
+		--durations=25
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

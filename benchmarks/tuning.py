@@ -11,6 +11,13 @@ mean-var baseline on the same validation items, and against the first variant on
 seed: a paired ablation). Prints a Markdown table. The test sentences are never read.
 
     python -m benchmarks.tuning --seed 1 --variant ...           # another training seed (default: the first)
+    python -m benchmarks.tuning --perceptual --variant ...       # and conversion accuracy and CER
+
+``--perceptual`` adds the speaker and intelligibility metrics (the report's models and recipe): reference
+material is built for the validation split (centroids from the training utterances, the validation
+recordings' transcripts), and each row gets its conversion accuracy and CER, with CER's paired difference
+against mean-var. A variant may also carry conversion settings, ``"convert": {"energy": "generator"}``
+(``convert.energy``; the rest of ``convert`` comes from params.yaml).
 """
 
 from __future__ import annotations
@@ -26,12 +33,15 @@ import pandas as pd
 
 from pipeline.common import read_params
 from vc.baselines import mean_var_convert
-from vc.config import ExperimentConfig
+from vc.config import Energy, ExperimentConfig
 from vc.configlib import build, deep_merge, to_dict
 from vc.conversion import convert_features, vocode
 from vc.corpus.build import read_manifest
 from vc.corpus.selection import evaluation_plan, usable_utterances
+from vc.evaluation.perceptual.material import build_reference_material
+from vc.evaluation.perceptual.reference import ReferenceMaterial
 from vc.evaluation.recipe import analyze_wav_for_eval, score_system
+from vc.evaluation.score import score_perceptual
 from vc.features.extract import load_corpus_features, read_index
 from vc.features.stats import FeatureStats
 from vc.features.world import load_features
@@ -56,7 +66,12 @@ DEFAULT_VARIANTS = {
 
 
 def _convert_all(
-    plan: pd.DataFrame, features: Path, stats: FeatureStats, out: Path, model: TrainedModel | None
+    plan: pd.DataFrame,
+    features: Path,
+    stats: FeatureStats,
+    out: Path,
+    model: TrainedModel | None,
+    energy: Energy = "mean-var",
 ) -> pd.DataFrame:
     """Wavs of ``model``'s conversions (None: the mean-var baseline); the plan with a ``path`` column."""
     paths = []
@@ -65,7 +80,7 @@ def _convert_all(
         converted = (
             mean_var_convert(stats, feats, src, tgt)
             if model is None
-            else convert_features(model, feats, src, tgt)
+            else convert_features(model, feats, src, tgt, energy)
         )
         path = out / f"{src}__{tgt}" / f"{utt}.wav"
         write_wav(path, vocode(converted, stats), stats.codec.sample_rate)
@@ -84,6 +99,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=None, help="training seed (default: the first of seeds)")
     parser.add_argument("--data", default="data", help="folder with corpus/, features/ and stats.json")
     parser.add_argument("--out", default=None, help="also write the table (Markdown) and JSON here")
+    parser.add_argument(
+        "--perceptual", action="store_true", help="also conversion accuracy and CER (speaker, ASR models)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level="INFO", format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     params = read_params(args.params)
@@ -107,8 +125,14 @@ def main(argv: list[str] | None = None) -> None:
                 tmp / "refs" / spk / f"{utt}.npz"
             )
 
+        material = _validation_material(usable, data, params) if args.perceptual else None
+
         def score(items: pd.DataFrame) -> pd.DataFrame:
-            return score_system(items, tmp / "refs", params.features, params.evaluate)
+            scores = score_system(items, tmp / "refs", params.features, params.evaluate)
+            if material is None:
+                return scores
+            extra = score_perceptual(items, material, params.evaluate, desc="perceptual")
+            return pd.concat([scores, extra], axis=1)
 
         mean_var = score(_convert_all(plan, features, stats, tmp / "mean-var", None))
         bank = FeatureBank.from_features(
@@ -117,11 +141,16 @@ def main(argv: list[str] | None = None) -> None:
         e = params.evaluate
         stat = {"confidence": e.confidence, "n_resamples": e.bootstrap, "seed": e.seed, "min_clusters": 2}
         rows = [
-            {"variant": "mean-var baseline", "MCD dB": _interval(estimate_metric(mean_var, "mcd_db", **stat))}
+            {
+                "variant": "mean-var baseline",
+                "MCD dB": _interval(estimate_metric(mean_var, "mcd_db", **stat)),
+                **_perceptual_cells(mean_var, None, stat),
+            }
         ]
         first: tuple[str, pd.DataFrame] | None = None
         for i, (name, text) in enumerate(variants.items()):
             overrides = DEFAULT_VARIANTS[name] if text is None else json.loads(text)
+            convert = params.convert.model_copy(update=overrides.pop("convert", {}))
             cfg = deep_merge({"model": to_dict(base.model), "train": to_dict(base.train)}, overrides)
             if args.iterations:
                 cfg["train"]["iterations"] = args.iterations
@@ -133,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
             state = Trainer(exp, bank, tmp / f"ckpt{i}", progress=False).fit()
             seconds = time.perf_counter() - start
             model = TrainedModel(state.generator.eval(), stats, exp, params.features, {})
-            scores = score(_convert_all(plan, features, stats, tmp / f"v{i}", model))
+            scores = score(_convert_all(plan, features, stats, tmp / f"v{i}", model, convert.energy))
             diff = paired_difference(scores, mean_var, "mcd_db", "conversion")
             if first is None:
                 first = (name, scores)
@@ -146,19 +175,55 @@ def main(argv: list[str] | None = None) -> None:
                     "MCD dB": _interval(estimate_metric(scores, "mcd_db", **stat)),
                     "vs mean-var (paired)": verdict(estimate_metric(diff, "diff", **stat)),
                     "vs the first variant (paired)": "-" if first[1] is scores else against_first,
+                    **_perceptual_cells(scores, mean_var, stat),
                     "seed": exp.train.seed,
                     "iterations": exp.train.iterations,
                     "train s": round(seconds),
                 }
             )
             log.info("%s: %s", name, rows[-1])
-    table = pd.DataFrame(rows).fillna("")
+    table = pd.DataFrame(rows).astype(object).fillna("")
     markdown = _markdown(table)
     log.info("validation split, %d sentences:\n%s", plan["utt_id"].nunique(), markdown)
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
         (Path(args.out) / "tuning.md").write_text(markdown + "\n")
         table.to_json(Path(args.out) / "tuning.json", orient="records", indent=1)
+
+
+def _validation_material(usable: pd.DataFrame, data: Path, params) -> ReferenceMaterial:
+    """The speaker and intelligibility groups' reference material for the validation split: centroids from
+    the training utterances, the validation recordings' own scores, texts from the manifest."""
+    corpus = data / "corpus"
+    manifest, index = read_manifest(corpus / "manifest.csv"), read_index(data / "features")
+    train = usable_utterances(manifest, index, "train")
+    texts = manifest.set_index(["speaker", "utt_id"])["text"].fillna("")
+    naturals = usable.assign(
+        path=[str(corpus / p) for p in usable["path"]],
+        text=[texts.get((s, u), "") for s, u in zip(usable["speaker"], usable["utt_id"], strict=True)],
+    )
+    cfg = params.evaluate.model_copy(update={"perceptual": ("speaker", "intelligibility")})
+    train = train.assign(path=[str(corpus / p) for p in train["path"]])
+    material = build_reference_material(train, naturals, cfg)
+    missing = {"speaker", "intelligibility"} - set(material.metrics)
+    if missing:
+        raise SystemExit(f"--perceptual: {sorted(missing)} cannot run: {material.skipped}")
+    return material
+
+
+def _perceptual_cells(scores: pd.DataFrame, mean_var: pd.DataFrame | None, stat: dict) -> dict[str, str]:
+    """Conversion accuracy and CER with intervals, and CER's paired difference against mean-var."""
+    if "cer" not in scores:
+        return {}
+    cells = {
+        "conversion accuracy": _interval(estimate_metric(scores, "spk_accuracy", **stat)),
+        "CER": _interval(estimate_metric(scores, "cer", **stat)),
+    }
+    if mean_var is not None:
+        diff = paired_difference(scores, mean_var, "cer", "conversion")
+        est = estimate_metric(diff, "diff", **stat)
+        cells["CER - mean-var's"] = f"{est.mean:+.3f} [{est.low:+.3f}, {est.high:+.3f}]"
+    return cells
 
 
 def _parse_variant(text: str) -> tuple[str, str]:

@@ -18,7 +18,7 @@ import torch
 from pipeline.common import read_params, run
 from vc import cost
 from vc.audio import resample
-from vc.config import VocoderConfig
+from vc.config import Energy, VocoderConfig
 from vc.conversion import convert_features, convert_mel, vocode, vocoder_for
 from vc.corpus.build import read_manifest
 from vc.corpus.selection import evaluation_plan, usable_utterances
@@ -42,6 +42,7 @@ class _Job:
     out: Path
     vocoder: VocoderConfig
     sample_rate: int  # of the written wav (the corpus's)
+    energy: Energy  # convert.energy (WORLD models)
 
 
 @functools.lru_cache(maxsize=2)
@@ -71,7 +72,7 @@ def _convert_one(job: _Job) -> dict[str, float]:
     if kind == "mel":
         converted = convert_mel(model, np.load(mel_path(job.features)), job.source, job.target)
     else:
-        converted = convert_features(model, load_features(job.features), job.source, job.target)
+        converted = convert_features(model, load_features(job.features), job.source, job.target, job.energy)
     lap("generator")
     wav = vocode(converted, stats, vocoder_for(kind), job.vocoder)
     lap(f"vocoder ({vocoder_for(kind)})")
@@ -118,6 +119,7 @@ def main(args: argparse.Namespace) -> None:
                 tmp / rel,
                 vocoder,
                 params.data.sample_rate,
+                params.convert.energy,
             )
             for (src, tgt, utt), rel in zip(plan.itertuples(index=False), paths, strict=True)
         ]

@@ -86,6 +86,19 @@ def test_convert_features_keeps_shape_and_transforms_f0(model_dir: Path) -> None
         convert_features(model, feats, "spkA", "spkA")
 
 
+def test_energy_handling_takes_c0_from_mean_var_or_the_generator(model_dir: Path) -> None:
+    """``convert.energy``: mean-var (the default) puts mean-var's c0 (the source's energy contour) in the
+    generator's conversion and leaves c1..cD the generator's; generator keeps the generator's c0."""
+    model = load_model(model_dir)
+    feats = analyze(speaker_utterance("spkA", 5, 0.7), FS, model.features)
+    by_default = convert_features(model, feats, "spkA", "spkB")
+    by_generator = convert_features(model, feats, "spkA", "spkB", energy="generator")
+    baseline = mean_var_convert(model.stats, feats, "spkA", "spkB")
+    np.testing.assert_allclose(by_default.spectral[:, 0], baseline.spectral[:, 0])
+    np.testing.assert_allclose(by_default.spectral[:, 1:], by_generator.spectral[:, 1:])
+    assert np.abs(by_generator.spectral[:, 0] - baseline.spectral[:, 0]).max() > 0.1
+
+
 def test_mean_var_baseline_matches_target_statistics() -> None:
     rng = np.random.default_rng(0)
 

@@ -27,7 +27,9 @@ def _convert(args: argparse.Namespace) -> None:
 
     model = load_model(args.model)
     vocoder = VocoderConfig(checkpoint=args.hifigan_checkpoint)
-    seconds = convert_wav(model, args.input, args.output, args.source_speaker, args.target_speaker, vocoder)
+    seconds = convert_wav(
+        model, args.input, args.output, args.source_speaker, args.target_speaker, vocoder, args.energy
+    )
     log.info("wrote %s (%.2f s, %s -> %s)", args.output, seconds, args.source_speaker, args.target_speaker)
 
 
@@ -58,6 +60,13 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help="log-mel models: a HiFi-GAN V1 generator checkpoint (default: the bundled universal one); "
         "WORLD-feature models use the WORLD vocoder",
+    )
+    conv.add_argument(
+        "--energy",
+        choices=["mean-var", "generator"],
+        default="mean-var",
+        help="WORLD-feature models: c0 (frame energy) from mean-var's conversion of the input (default, as "
+        "convert.energy) or from the generator",
     )
     conv.add_argument("input", help="input wav")
     conv.add_argument("output", help="output wav (written at the model's sample rate)")

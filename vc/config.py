@@ -70,6 +70,7 @@ BASELINES = ("source", "mean-var", "copy-synthesis", "mean-var-mel", "copy-synth
 Baseline = Literal["source", "mean-var", "copy-synthesis", "mean-var-mel", "copy-synthesis-hifigan"]
 #: The spectral representation a model converts, and the vocoder that turns it into a waveform.
 FeatureKind = Literal["world", "mel"]
+Energy = Literal["mean-var", "generator"]  # where c0 of a WORLD conversion comes from
 PerceptualMetric = Literal["speaker", "intelligibility", "naturalness"]
 SEED_MESSAGE = "training seeds are the top-level `seeds` list (one run per seed), e.g. seeds: [0, 1]"
 
@@ -422,6 +423,12 @@ class ConvertConfig(Section):
         "best",
         description="the generator converted: last (the final iteration) | best (lowest validation MCD; "
         "the last where a run has no validation curve)",
+    )
+    energy: Energy = Field(
+        "mean-var",
+        description="c0 (each frame's log energy) of a WORLD conversion: mean-var (the source's c0 moved to "
+        "the target's mean and variance, as the mean-var baseline: the source's energy contour; measured: "
+        "fewer lost words) | generator (converted with c1..cD). Log-mel models convert every bin",
     )
 
     @model_validator(mode="after")

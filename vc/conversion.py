@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from vc.audio import resample, to_mono
-from vc.config import FeatureKind, VocoderConfig
+from vc.config import Energy, FeatureKind, VocoderConfig
 from vc.features.stats import FeatureStats, StatsError
 from vc.features.world import WorldFeatures, analyze, synthesize
 from vc.io import read_audio, write_wav
@@ -119,12 +119,19 @@ def convert_spectra(model: TrainedModel, x: np.ndarray, source: str, target: str
     return generator_spectra(model.generator, model.stats, x, source, target)
 
 
-def convert_features(model: TrainedModel, feats: WorldFeatures, source: str, target: str) -> WorldFeatures:
-    """Convert one utterance's WORLD features from ``source`` to ``target`` (spectra by the generator, F0 by
-    the log-Gaussian transform, aperiodicity unchanged)."""
+def convert_features(
+    model: TrainedModel, feats: WorldFeatures, source: str, target: str, energy: Energy = "mean-var"
+) -> WorldFeatures:
+    """Convert one utterance's WORLD features from ``source`` to ``target``: spectra ``(T, D)`` by the
+    generator, F0 by the log-Gaussian transform, aperiodicity unchanged. ``energy`` (``convert.energy``):
+    ``mean-var`` replaces the generator's c0 (column 0: each frame's log energy) by the source's c0 moved to
+    the target's mean and variance, as the mean-var baseline converts it; ``generator`` keeps it."""
+    spectral = convert_spectra(model, feats.spectral, source, target)
+    if energy == "mean-var":
+        spectral[:, 0] = model.stats.match_moments(feats.spectral, source, target)[:, 0]
     return WorldFeatures(
         f0=model.stats.convert_f0(feats.f0, source, target),
-        spectral=convert_spectra(model, feats.spectral, source, target),
+        spectral=spectral,
         coded_ap=feats.coded_ap,
         sample_rate=feats.sample_rate,
         frame_period=feats.frame_period,
@@ -145,9 +152,11 @@ def convert_wav(
     source: str,
     target: str,
     vocoder_cfg: VocoderConfig | None = None,
+    energy: Energy = "mean-var",
 ) -> float:
     """Convert a wav file of any sample rate; write it at the model's rate (WORLD: the training corpus's;
-    HiFi-GAN: 22,050 Hz); return the seconds written. The vocoder follows the model's feature kind."""
+    HiFi-GAN: 22,050 Hz); return the seconds written. The vocoder follows the model's feature kind;
+    ``energy`` as in :func:`convert_features`."""
     from vc.features.extract import log_mel_features
 
     stats = model.stats
@@ -160,7 +169,7 @@ def convert_wav(
     else:
         wav = resample(wav, sr, stats.codec.sample_rate)
         feats = analyze(wav, stats.codec.sample_rate, model.features)
-        converted, name = convert_features(model, feats, source, target), "world"
+        converted, name = convert_features(model, feats, source, target, energy), "world"
     out = vocode(converted, stats, name, vocoder_cfg)
     write_wav(wav_out, out, stats.codec.sample_rate)
     return len(out) / stats.codec.sample_rate
