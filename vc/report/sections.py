@@ -207,7 +207,13 @@ def _footnotes(d: ReportData) -> list[str]:
         lines.append(
             "‡ These systems convert F0 with the same log-Gaussian normalised transform of the source's F0 "
             "(`vc/conversion.py`), so their log-F0 RMSE and F0 correlation measure that transform, not the "
-            "model: they cannot tell the experiments apart."
+            "model: they cannot tell the experiments apart. A trained system's c0 (each frame's energy) is "
+            + (
+                "mean-var's conversion of the source's, the generator's c1..cD beside it"
+                if d.convert.energy == "mean-var"
+                else "the generator's"
+            )
+            + ' (`convert.energy`, README "Energy").'
         )
     if "mel" in sources or hifigan:
         lines.append(
