@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
                     "MCD dB": _interval(estimate_metric(scores, "mcd_db", **stat)),
                     "vs mean-var (paired)": verdict(estimate_metric(diff, "diff", **stat)),
                     "vs the first variant (paired)": "-" if first[1] is scores else against_first,
-                    **_perceptual_cells(scores, mean_var, stat),
+                    **_perceptual_cells(scores, mean_var, stat, first[1]),
                     "seed": exp.train.seed,
                     "iterations": exp.train.iterations,
                     "train s": round(seconds),
@@ -211,18 +211,21 @@ def _validation_material(usable: pd.DataFrame, data: Path, params) -> ReferenceM
     return material
 
 
-def _perceptual_cells(scores: pd.DataFrame, mean_var: pd.DataFrame | None, stat: dict) -> dict[str, str]:
-    """Conversion accuracy and CER with intervals, and CER's paired difference against mean-var."""
+def _perceptual_cells(
+    scores: pd.DataFrame, mean_var: pd.DataFrame | None, stat: dict, first: pd.DataFrame | None = None
+) -> dict[str, str]:
+    """Conversion accuracy and CER with intervals, and CER's paired differences against mean-var and
+    against the first variant (the same items)."""
     if "cer" not in scores:
         return {}
     cells = {
         "conversion accuracy": _interval(estimate_metric(scores, "spk_accuracy", **stat)),
         "CER": _interval(estimate_metric(scores, "cer", **stat)),
     }
-    if mean_var is not None:
-        diff = paired_difference(scores, mean_var, "cer", "conversion")
-        est = estimate_metric(diff, "diff", **stat)
-        cells["CER - mean-var's"] = f"{est.mean:+.3f} [{est.low:+.3f}, {est.high:+.3f}]"
+    for label, other in (("mean-var's", mean_var), ("the first variant's", first)):
+        if other is not None and other is not scores:
+            est = estimate_metric(paired_difference(scores, other, "cer", "conversion"), "diff", **stat)
+            cells[f"CER - {label}"] = f"{est.mean:+.3f} [{est.low:+.3f}, {est.high:+.3f}]"
     return cells
 
 
