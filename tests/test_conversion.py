@@ -219,3 +219,18 @@ def test_vc_convert_with_a_mel_model_writes_hifigan_audio(mel_model_dir: Path, t
     with pytest.raises(SystemExit) as stop:  # a vocoder checkpoint that is not there: a clear error
         cli([*argv, "--hifigan-checkpoint", str(tmp_path / "none.pt"), str(wav_in), str(tmp_path / "x.wav")])
     assert stop.value.code == 2 and not (tmp_path / "x.wav").exists()
+
+
+def test_vc_convert_energy_flag_chooses_where_c0_comes_from(model_dir: Path, tmp_path: Path) -> None:
+    """`vc convert --energy generator` writes different audio from the default (mean-var's c0); an unknown
+    choice is refused by argparse."""
+    wav_in = write_wav(tmp_path / "in.wav", speaker_utterance("spkA", 3, 0.5))
+    argv = ["convert", "--model", str(model_dir), "--source-speaker", "spkA", "--target-speaker", "spkB"]
+    cli([*argv, str(wav_in), str(tmp_path / "default.wav")])
+    cli([*argv, "--energy", "generator", str(wav_in), str(tmp_path / "generator.wav")])
+    default, _ = sf.read(tmp_path / "default.wav")
+    generator, _ = sf.read(tmp_path / "generator.wav")
+    assert default.shape == generator.shape and np.abs(default - generator).max() > 1e-3
+    with pytest.raises(SystemExit) as stop:
+        cli([*argv, "--energy", "loud", str(wav_in), str(tmp_path / "x.wav")])
+    assert stop.value.code == 2 and not (tmp_path / "x.wav").exists()

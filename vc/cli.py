@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import get_args
 
+from vc.config import Energy
 from vc.features.stats import StatsError
 from vc.io import AudioReadError
 from vc.stargan.store import ModelLoadError, load_model
@@ -63,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     conv.add_argument(
         "--energy",
-        choices=["mean-var", "generator"],
+        choices=get_args(Energy),
         default="mean-var",
         help="WORLD-feature models: c0 (frame energy) from mean-var's conversion of the input (default, as "
         "convert.energy) or from the generator",
