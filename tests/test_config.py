@@ -44,7 +44,10 @@ def test_paper_preset_has_the_paper_widths() -> None:
     exp = load_params(raw).experiment("stargan-vc2")
     assert (exp.model.generator.channels, exp.model.generator.res_blocks) == (128, 9)
     assert exp.train.iterations == 100_000
+    assert exp.train.lambdas.id == 5.0  # the paper's identity weight; the CPU default is heavier
+    assert load_params(raw).experiment("stargan-vc2-no-id").train.lambdas.id == 0  # the ablation still wins
     assert params.experiment("stargan-vc2").model.generator.channels < 128  # the default stays CPU-sized
+    assert params.experiment("stargan-vc2").train.lambdas.id > 5.0
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from conftest import ROOT
 
 def test_the_gpu_check_runs_end_to_end_on_cpu_at_tiny_sizes(tmp_path: Path) -> None:
     out = tmp_path / "gpu-check"
-    env = {**os.environ, "GPU_DRY_RUN": "1", "PYTHON": sys.executable}
+    env = {**os.environ, "GPU_DRY_RUN": "1", "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
     env = {k: v for k, v in env.items() if not k.startswith(("PYTEST_", "DVC_", "MLFLOW_"))}
     proc = subprocess.run(
         ["bash", str(ROOT / "benchmarks" / "gpu.sh"), str(out)], env=env, capture_output=True, text=True

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
+import yaml
 from conftest import dvc, git, git_commit_all, make_project_copy, mlflow_client, project_env, runs_of, sys_bin
 
 from vc.evaluation.perceptual import missing_packages
@@ -140,7 +141,9 @@ def test_mlflow_holds_each_experiment_with_training_and_evaluation(project: Path
         assert run.data.tags["vc.perceptual.metrics"] == "speaker,intelligibility,naturalness"
         assert len(run.data.tags["vc.perceptual.intelligibility.sha256"]) == 64
     assert any(k.startswith("system/") for k in run.data.metrics)
-    assert run.data.params["train.lambdas.id"] == "5.0" and run.data.params["experiment"] == "stargan-vc2"
+    identity_weight = yaml.safe_load((project / "params.yaml").read_text())["train"]["lambdas"]["id"]
+    assert run.data.params["train.lambdas.id"] == str(float(identity_weight))
+    assert run.data.params["experiment"] == "stargan-vc2"
     assert run.data.params["train.seed"] == "0" and "stargan-vc2/seed-1" not in runs
     assert run.data.tags["mlflow.source.git.commit"]
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}

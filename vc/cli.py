@@ -15,7 +15,7 @@ import logging
 import sys
 from typing import get_args
 
-from vc.config import Energy
+from vc.config import ConvertConfig, Energy
 from vc.features.stats import StatsError
 from vc.io import AudioReadError
 from vc.stargan.store import ModelLoadError, load_model
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     conv.add_argument(
         "--energy",
         choices=get_args(Energy),
-        default="mean-var",
+        default=ConvertConfig.model_fields["energy"].default,
         help="WORLD-feature models: c0 (frame energy) from mean-var's conversion of the input (default, as "
         "convert.energy) or from the generator",
     )

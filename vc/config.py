@@ -289,7 +289,9 @@ class LossWeights(Section):
 
     adv: float = Field(1.0, ge=0)
     cyc: float = Field(10.0, ge=0)
-    id: float = Field(5.0, ge=0)
+    id: float = Field(
+        15.0, ge=0, description="identity mapping (paper: 5, presets.paper; README: the CPU default)"
+    )
     cls: float = Field(1.0, ge=0, description="domain classification (discriminator.conditioning=classifier)")
     fm: float = Field(0.0, ge=0, description="discriminator feature matching")
 
