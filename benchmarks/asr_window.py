@@ -20,6 +20,7 @@ import argparse
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -55,31 +56,47 @@ class WindowedWhisper:
         features = self.asr.feature_extractor(np.concatenate([pad, wav16, pad]))[:, :-1]  # (80, T)
         width = max(self.frames, features.shape[1] + features.shape[1] % 2)  # the encoder halves T
         features = np.pad(features, ((0, 0), (0, width - features.shape[1])))
-        result = self.asr.model.generate(
-            self.asr.encode(features),
-            [self.prompt],
-            beam_size=self.beam_size,
-            patience=1,
-            length_penalty=1,
-            repetition_penalty=1,
-            no_repeat_ngram_size=0,
-            max_length=448,
-            suppress_blank=True,
-            suppress_tokens=self.suppress,
-            return_scores=True,
-            return_no_speech_prob=True,
-        )[0]
-        tokens = result.sequences_ids[0]
-        # faster-whisper's rule: a segment likely silent and decoded with low confidence is dropped
-        avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
-        if result.no_speech_prob > NO_SPEECH_THRESHOLD and avg_logprob < LOG_PROB_THRESHOLD:
+        options = decoding_options(self.beam_size, self.suppress)
+        result = self.asr.model.generate(self.asr.encode(features), [self.prompt], **options)[0]
+        if dropped_as_silence(result):
             return ""
-        return self.tokenizer.decode(tokens).strip()
+        return self.tokenizer.decode(result.sequences_ids[0]).strip()
 
 
-def _systems(root: Path) -> dict[str, pd.DataFrame]:
-    """System name -> its scored items (``cer``, ``asr_transcript``) with ``text`` and the wav's ``path``:
-    the natural recordings, the baselines with wavs of their own, each experiment's first seed."""
+def decoding_options(beam_size: int, suppress_tokens: list[int]) -> dict[str, Any]:
+    """The keyword arguments faster-whisper's ``transcribe`` gives CTranslate2's ``generate`` with the
+    pipeline's settings (beam search, temperature 0 without fallback, its default penalties)."""
+    return {
+        "beam_size": beam_size,
+        "patience": 1,
+        "length_penalty": 1,
+        "repetition_penalty": 1,
+        "no_repeat_ngram_size": 0,
+        "max_length": 448,
+        "suppress_blank": True,
+        "suppress_tokens": suppress_tokens,
+        "return_scores": True,
+        "return_no_speech_prob": True,
+    }
+
+
+def dropped_as_silence(result: Any) -> bool:
+    """faster-whisper's rule: a window likely silent and decoded with low confidence gives no text."""
+    tokens = result.sequences_ids[0]
+    avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
+    return result.no_speech_prob > NO_SPEECH_THRESHOLD and avg_logprob < LOG_PROB_THRESHOLD
+
+
+def scored_systems(root: Path, column: str = "cer", only: list[str] | None = None) -> dict[str, pd.DataFrame]:
+    """System name -> its scored items (``column``, ``asr_transcript``, ...) with ``text`` and the wav's
+    ``path``: the natural recordings, the baselines with wavs of their own, each experiment's first seed
+    (``only``: those named); a system that scored no ``column`` is left out.
+
+    Raises:
+        SystemExit: nothing scored ``column`` there (``make repro`` has not run).
+    """
+    if not (root / "data/corpus/manifest.csv").is_file():
+        raise SystemExit(f"{root}: no data/corpus/manifest.csv (run `make repro` first, or give --root)")
     manifest = pd.read_csv(root / "data/corpus/manifest.csv")
     text = dict(zip(manifest["utt_id"], manifest["text"].fillna(""), strict=True))
     found: dict[str, tuple[Path, Path]] = {}
@@ -94,15 +111,17 @@ def _systems(root: Path) -> dict[str, pd.DataFrame]:
     systems = {}
     for name, (scores, wavs) in found.items():
         rows = pd.read_csv(scores)
-        if "cer" not in rows or rows["cer"].isna().all():
+        if column not in rows or rows[column].isna().all():
             continue
         # natural recordings: <speaker>/<utt>.wav; conversions: <source>__<target>/<utt>.wav
         folders = rows["speaker"] if "speaker" in rows else rows["source"] + "__" + rows["target"]
         paths = [wavs / folder / f"{utt}.wav" for folder, utt in zip(folders, rows["utt_id"], strict=True)]
         rows = rows.assign(path=paths, text=[text.get(u, "") for u in rows["utt_id"]])
         rows = rows[[path.is_file() for path in paths]]  # `source` has no wavs of its own
-        if len(rows):
+        if len(rows) and (not only or name in only):
             systems[name] = rows
+    if not systems:
+        raise SystemExit(f"{root}: no scored {column} to compare (run `make repro` first)")
     return systems
 
 
@@ -113,11 +132,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--systems", nargs="*", default=None, help="only these systems (default: all)")
     args = parser.parse_args(argv)
     logging.basicConfig(level="INFO", format="%(message)s")
-    systems = _systems(Path(args.root))
-    if args.systems:
-        systems = {k: v for k, v in systems.items() if k in args.systems}
-    if not systems:
-        raise SystemExit(f"{args.root}: no scored CER to compare (run `make repro` first)")
+    systems = scored_systems(Path(args.root), "cer", args.systems)
     rows = []
     for frames in args.frames:
         whisper = WindowedWhisper(frames)

@@ -1,0 +1,56 @@
+"""benchmarks.asr_batch's packing: timestamped segments go back to the clips they were spoken in."""
+
+from __future__ import annotations
+
+import sys
+
+from conftest import ROOT
+
+sys.path.insert(0, str(ROOT))
+from benchmarks.asr_batch import BatchedWhisper, _nearest
+
+BEGIN = 1000  # the fake tokenizer's first timestamp token: token BEGIN + k is k x 20 ms
+
+
+class _Tokenizer:
+    timestamp_begin = BEGIN
+
+    @staticmethod
+    def decode(tokens: list[int]) -> str:
+        return " ".join(f"w{t}" for t in tokens)
+
+
+def _whisper() -> BatchedWhisper:
+    whisper = BatchedWhisper.__new__(BatchedWhisper)  # no model: only the token bookkeeping is tested
+    whisper.tokenizer = _Tokenizer()
+    return whisper
+
+
+def ts(seconds: float) -> int:
+    return BEGIN + round(seconds / 0.02)
+
+
+def test_each_segment_goes_to_the_clip_it_falls_in() -> None:
+    spans = [(0.0, 2.0), (3.0, 5.0), (6.0, 8.0)]
+    texts: dict[int, list[str]] = {7: [], 8: [], 9: []}
+    tokens = [ts(0.1), 1, 2, ts(1.9), ts(3.1), 3, ts(4.8), ts(6.2), 4, 5, ts(7.5)]
+    reached = _whisper()._assign(tokens, spans, [7, 8, 9], texts)
+    assert texts == {7: ["w1 w2"], 8: ["w3"], 9: ["w4 w5"]}
+    assert reached == 3
+
+
+def test_a_decode_that_stops_early_reports_the_clips_it_did_not_reach() -> None:
+    spans = [(0.0, 2.0), (3.0, 5.0), (6.0, 8.0)]
+    texts: dict[int, list[str]] = {0: [], 1: [], 2: []}
+    # two timestamps at the end: a segment was opened and not finished, so the last clip was never heard
+    tokens = [ts(0.1), 1, ts(1.9), ts(3.1), 2, ts(4.8), ts(5.0)]
+    reached = _whisper()._assign(tokens, spans, [0, 1, 2], texts)
+    assert texts == {0: ["w1"], 1: ["w2"], 2: []}
+    assert reached == 2
+
+
+def test_a_segment_in_the_silence_between_clips_goes_to_the_nearest() -> None:
+    spans = [(0.0, 2.0), (3.0, 5.0)]
+    assert _nearest(spans, 2.2) == 0
+    assert _nearest(spans, 2.9) == 1
+    assert _nearest(spans, 4.0) == 1
