@@ -5,6 +5,7 @@
     python -m benchmarks.train_step --preset paper --device cuda --amp bf16
     python -m benchmarks.train_step --profile 5        # torch.profiler: where one iteration's time goes
     python -m benchmarks.train_step --roofline         # arithmetic per iteration against the matmul peak
+    python -m benchmarks.train_step --dim 36 --set '{"model": {"generator": {"channels": 64}}}'  # any variant
 
 Batch 8 (``train.batch_size``), 35 x 128 features (``--dim``, ``train.crop_frames``), identity term on.
 Prints the median and min seconds per iteration over ``--iters`` timed iterations after ``--warmup``,
@@ -20,6 +21,7 @@ fastest this machine multiplies, so ``seconds at peak`` is a floor no kernel tun
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import resource
 import time
@@ -45,6 +47,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--preset", default=None, help="a name under presets: (default: params.yaml's preset)"
     )
+    parser.add_argument(
+        "--set",
+        type=json.loads,
+        default=None,
+        metavar="JSON",
+        help='an experiment override merged over the preset\'s, e.g. \'{"model": {"generator": ...}}\'',
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads; 0: CPUs / VC_PARALLEL_JOBS")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--amp", default=None, choices=["none", "bf16"])
@@ -60,7 +69,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def build_experiment(args: argparse.Namespace) -> ExperimentConfig:
-    """The experiment of ``--params``/``--preset`` with a training section that never ends or checkpoints."""
+    """The experiment of ``--params``/``--preset`` (``--set`` merged over it) with a training section that
+    never ends or checkpoints."""
     raw = yaml.safe_load(Path(args.params).read_text())
     if args.preset is not None:
         raw["preset"] = args.preset
@@ -74,7 +84,8 @@ def build_experiment(args: argparse.Namespace) -> ExperimentConfig:
     }
     if args.amp:
         train["amp"] = args.amp
-    return build(ExperimentConfig, deep_merge(to_dict(exp), {"train": train}))
+    merged = deep_merge(to_dict(exp), args.set or {})
+    return build(ExperimentConfig, deep_merge(merged, {"train": train}))
 
 
 def build_trainer(exp: ExperimentConfig, dim: int) -> Trainer:
