@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.asr_window import decoding_options, dropped_as_silence, scored_systems
+from benchmarks.asr_window import WindowedWhisper, decoding_options, dropped_as_silence, scored_systems
 from vc.evaluation.perceptual import intelligibility
 from vc.evaluation.perceptual.common import MODEL_SAMPLE_RATE, prepare_audio
 from vc.io import read_audio
@@ -48,36 +48,26 @@ WINDOW_FRAMES = 3000  # Whisper's 30 s encoder input, 10 ms frames
 TIME_PRECISION = 0.02  # seconds per timestamp token
 
 
-class BatchedWhisper:
-    """The pipeline's Whisper decoding, several clips per ``generate`` call.
+class BatchedWhisper(WindowedWhisper):
+    """The pipeline's Whisper decoding (30 s windows), several clips per ``generate`` call.
 
     Args:
         threads: CTranslate2 intra-op threads.
-        beam_size, pad_seconds: the pipeline's (``evaluate.asr.beam_size``, 0.3 s).
     """
 
-    def __init__(self, threads: int = 1, beam_size: int = 5, pad_seconds: float = 0.3) -> None:
-        from faster_whisper.tokenizer import Tokenizer
-        from faster_whisper.transcribe import get_suppressed_tokens
-
-        self.asr = intelligibility.load_asr(None, "int8", threads)
-        self.tokenizer = Tokenizer(self.asr.hf_tokenizer, False, task="transcribe", language="en")
-        self.suppress = get_suppressed_tokens(self.tokenizer, [-1])
-        self.beam_size = beam_size
-        self.pad = np.zeros(round(pad_seconds * MODEL_SAMPLE_RATE), dtype=np.float32)
+    def __init__(self, threads: int = 1) -> None:
+        super().__init__(WINDOW_FRAMES, threads=threads)
 
     def _features(self, audio: np.ndarray) -> np.ndarray:
-        """Log-mel ``(80, 3000)`` of at most 30 s of 16 kHz audio, zero-padded as faster-whisper pads."""
-        features = self.asr.feature_extractor(audio)[:, :-1]
+        """Log-mel ``(80, 3000)`` of at most 30 s of 16 kHz audio."""
+        features = self.log_mel(audio)
         if features.shape[1] > WINDOW_FRAMES:
             raise ValueError(f"{features.shape[1]} frames do not fit one {WINDOW_FRAMES}-frame window")
-        return np.pad(features, ((0, 0), (0, WINDOW_FRAMES - features.shape[1])))
+        return features
 
     def _generate(self, features: Sequence[np.ndarray], timestamps: bool) -> list:
         """CTranslate2 results, one per ``(80, 3000)`` window, with the pipeline's decoding options."""
-        prompt = list(self.tokenizer.sot_sequence)
-        if not timestamps:
-            prompt.append(self.tokenizer.no_timestamps)
+        prompt = self.prompt if not timestamps else list(self.tokenizer.sot_sequence)
         options = decoding_options(self.beam_size, self.suppress)
         return self.asr.model.generate(
             self.asr.encode(np.stack(features)), [prompt] * len(features), **options

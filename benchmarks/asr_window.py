@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from vc.evaluation.perceptual import intelligibility
-from vc.evaluation.perceptual.common import prepare_audio
+from vc.evaluation.perceptual.common import MODEL_SAMPLE_RATE, prepare_audio
 from vc.io import read_audio
 
 log = logging.getLogger("benchmarks.asr_window")
@@ -37,25 +37,36 @@ NO_SPEECH_THRESHOLD, LOG_PROB_THRESHOLD = 0.6, -1.0
 
 
 class WindowedWhisper:
-    """The pipeline's Whisper decoding from an encoder window of ``frames`` (at least the clip's length)."""
+    """The pipeline's Whisper decoding from an encoder window of ``frames`` (at least the clip's length).
 
-    def __init__(self, frames: int, beam_size: int = 5, pad_seconds: float = 0.3) -> None:
+    Args:
+        frames: encoder window in 10 ms frames (3,000: the pipeline's 30 s).
+        beam_size, pad_seconds: the pipeline's (``evaluate.asr.beam_size``, 0.3 s of silence at both ends).
+        threads: CTranslate2 intra-op threads.
+    """
+
+    def __init__(self, frames: int, beam_size: int = 5, pad_seconds: float = 0.3, threads: int = 1) -> None:
         from faster_whisper.tokenizer import Tokenizer
         from faster_whisper.transcribe import get_suppressed_tokens
 
-        self.asr = intelligibility.load_asr(None, "int8", 1)
+        self.asr = intelligibility.load_asr(None, "int8", threads)
         tokenizer = Tokenizer(self.asr.hf_tokenizer, False, task="transcribe", language="en")
         self.tokenizer = tokenizer
         self.prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
         self.suppress = get_suppressed_tokens(tokenizer, [-1])
-        self.frames, self.beam_size, self.pad_seconds = frames, beam_size, pad_seconds
+        self.frames, self.beam_size = frames, beam_size
+        self.pad = np.zeros(round(pad_seconds * MODEL_SAMPLE_RATE), dtype=np.float32)
+
+    def log_mel(self, audio: np.ndarray) -> np.ndarray:
+        """Log-mel ``(80, W)`` of 16 kHz audio ``(N,)``, zero-padded as faster-whisper pads to the window:
+        ``W = max(frames, T)`` (T even: the encoder halves it)."""
+        features = self.asr.feature_extractor(audio)[:, :-1]
+        width = max(self.frames, features.shape[1] + features.shape[1] % 2)
+        return np.pad(features, ((0, 0), (0, width - features.shape[1])))
 
     def __call__(self, wav16: np.ndarray) -> str:
         """Transcript of a checked 16 kHz waveform ``(N,)``."""
-        pad = np.zeros(round(self.pad_seconds * 16000), dtype=np.float32)
-        features = self.asr.feature_extractor(np.concatenate([pad, wav16, pad]))[:, :-1]  # (80, T)
-        width = max(self.frames, features.shape[1] + features.shape[1] % 2)  # the encoder halves T
-        features = np.pad(features, ((0, 0), (0, width - features.shape[1])))
+        features = self.log_mel(np.concatenate([self.pad, wav16, self.pad]))
         options = decoding_options(self.beam_size, self.suppress)
         result = self.asr.model.generate(self.asr.encode(features), [self.prompt], **options)[0]
         if dropped_as_silence(result):

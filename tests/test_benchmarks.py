@@ -1,13 +1,17 @@
-"""benchmarks.asr_batch's packing: timestamped segments go back to the clips they were spoken in."""
+"""The benchmarks' own logic: asr_batch's packing gives timestamped segments back to the clips they were
+spoken in; train_step --set changes the experiment it times and names a key it does not know."""
 
 from __future__ import annotations
 
 import sys
 
+import pytest
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT))
 from benchmarks.asr_batch import BatchedWhisper, _nearest
+from benchmarks.train_step import build_experiment, parse_args
+from vc.configlib import ConfigError
 
 BEGIN = 1000  # the fake tokenizer's first timestamp token: token BEGIN + k is k x 20 ms
 
@@ -54,3 +58,24 @@ def test_a_segment_in_the_silence_between_clips_goes_to_the_nearest() -> None:
     assert _nearest(spans, 2.2) == 0
     assert _nearest(spans, 2.9) == 1
     assert _nearest(spans, 4.0) == 1
+
+
+def test_train_step_set_merges_an_override_over_the_preset() -> None:
+    params = str(ROOT / "params.yaml")
+    args = parse_args(
+        ["--params", params, "--preset", "paper", "--set", '{"model": {"generator": {"channels": 64}}}']
+    )
+    exp = build_experiment(args)
+    assert exp.model.generator.channels == 64  # the override
+    assert exp.model.generator.res_blocks == 9  # the rest of the paper preset stays
+    assert exp.train.iterations == 10**9  # the benchmark's never-ending training still wins
+    plain = build_experiment(parse_args(["--params", params, "--preset", "paper"]))
+    assert plain.model.generator.channels == 128
+
+
+def test_train_step_set_names_an_unknown_key() -> None:
+    args = parse_args(
+        ["--params", str(ROOT / "params.yaml"), "--set", '{"model": {"generator": {"chanels": 8}}}']
+    )
+    with pytest.raises(ConfigError, match=r"'model\.generator\.chanels'"):
+        build_experiment(args)
