@@ -1,18 +1,17 @@
 """Does DNSMOS score the same, and how much faster, on another inference runtime or in bfloat16?
 
-    python -m benchmarks.dnsmos_backend                   # after `make repro`; needs `pip install openvino`
+    python -m benchmarks.dnsmos_backend                   # after `make repro`
     python -m benchmarks.dnsmos_backend --threads 2 --limit 64
 
 DNSMOS's cost is its P.835 model (``sig_bak_ovr.onnx``): 99% of it is nine 3x3 convolutions over a
 900 x 161 spectrogram, about 40 GFLOP per 9.01 s window, which onnxruntime runs in float32. This scores
 the first window of every clip of the committed run (as the pipeline does with ``evaluate.dnsmos.max_windows:
-1``: the first seed of each experiment, the baselines' and the natural recordings' wavs) with onnxruntime
-float32 (the pipeline's runtime) and with OpenVINO at float32 and bfloat16 (its CPU plugin runs bfloat16 on
-AMX tiles where the CPU has them, AVX-512 BF16 otherwise), and prints, per runtime and system, the mean
-OVRL, SIG and BAK, their change from onnxruntime's, the largest change of one clip, and the milliseconds per
-window at ``--threads``. The P.808 model and the log-mel it reads (about 12 ms a window together) are left
-as they are. It reads outputs only; nothing is written. OpenVINO is not a dependency of the project: install
-it into the environment to run this.
+1``: the first seed of each experiment, the baselines' and the natural recordings' wavs) with every
+``evaluate.dnsmos.runtime``: onnxruntime float32 (the reference), OpenVINO bfloat16 (the default: its CPU
+plugin runs bfloat16 on AMX tiles where the CPU has them, AVX-512 BF16 otherwise) and OpenVINO float32, and
+prints, per runtime and system, the mean OVRL, SIG and BAK, their change from onnxruntime's, the largest
+change of one clip, and the milliseconds per window at ``--threads``. The P.808 model and the log-mel it
+reads (about 12 ms a window together) are left as they are. It reads outputs only; nothing is written.
 """
 
 from __future__ import annotations
@@ -36,29 +35,10 @@ log = logging.getLogger("benchmarks.dnsmos_backend")
 Runner = Callable[[np.ndarray], np.ndarray]  # (1, 144160) window -> (3,) raw SIG, BAK, OVRL
 
 
-def _onnxruntime(threads: int) -> Runner:
-    session = naturalness.load_dnsmos(None, threads).primary
-    return lambda window: session.run(None, {"input_1": window})[0][0]
-
-
-def _openvino(precision: str, threads: int) -> Runner:
-    try:
-        import openvino
-    except ImportError:
-        raise SystemExit("OpenVINO is not installed: `pip install openvino` first") from None
-    model_dir = naturalness.load_dnsmos(None, threads).model_dir
-    core = openvino.Core()
-    compiled = core.compile_model(
-        core.read_model(str(model_dir / "sig_bak_ovr.onnx")),
-        "CPU",
-        {
-            "INFERENCE_PRECISION_HINT": precision,
-            "INFERENCE_NUM_THREADS": threads,
-            "PERFORMANCE_HINT": "LATENCY",
-        },
-    )
-    request, output = compiled.create_infer_request(), compiled.output(0)
-    return lambda window: request.infer({0: window})[output][0].copy()
+def _runner(runtime: str, threads: int) -> Runner:
+    """The pipeline's own loader (``evaluate.dnsmos.runtime``): the numbers are the evaluation's."""
+    primary = naturalness.load_dnsmos(None, threads, runtime).primary
+    return lambda window: primary(window)[0]
 
 
 def _mos(raw: np.ndarray) -> dict[str, np.ndarray]:
@@ -88,11 +68,7 @@ def main(argv: list[str] | None = None) -> None:
             if wav16 is not None:
                 clips.append(naturalness._windows(wav16, max_windows=1))
         windows[name] = np.stack(clips)  # (clips, 1, 144160)
-    runtimes = {
-        "onnxruntime float32": _onnxruntime(args.threads),
-        "openvino float32": _openvino("f32", args.threads),
-        "openvino bfloat16": _openvino("bf16", args.threads),
-    }
+    runtimes = {name: _runner(name, args.threads) for name in naturalness.RUNTIMES}
     reference: dict[str, dict[str, np.ndarray]] = {}
     rows = []
     for runtime, run in runtimes.items():

@@ -7,7 +7,7 @@
 Loads each model once (timed separately), then scores every file with each metric in this process, as the
 evaluation does, and prints the model load time, then (after one warm-up call each) the seconds per
 utterance and the real-time factor (seconds / seconds of audio). DNSMOS is timed with every 9.01 s window
-(the reference recipe) and with one window.
+(the reference recipe) and with one window, on ``--dnsmos-runtime`` (default: the pipeline's).
 """
 
 from __future__ import annotations
@@ -72,6 +72,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1, help="threads per model (torch, CTranslate2, ONNX)")
     parser.add_argument("--asr-model", default=None, help="folder or faster-whisper name (default: bundled)")
     parser.add_argument("--compute-type", default="int8", help="CTranslate2 compute type for the ASR model")
+    parser.add_argument(
+        "--dnsmos-runtime",
+        default="openvino-bf16",
+        choices=("onnxruntime", "openvino-bf16", "openvino-f32"),
+        help="what runs DNSMOS's P.835 model (evaluate.dnsmos.runtime)",
+    )
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(message)s")
@@ -89,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     for name, load in (
         ("speaker encoder", speaker.load_encoder),
         ("ASR", lambda: intelligibility.load_asr(args.asr_model, args.compute_type, args.threads)),
-        ("DNSMOS", lambda: naturalness.load_dnsmos(None, args.threads)),
+        ("DNSMOS", lambda: naturalness.load_dnsmos(None, args.threads, args.dnsmos_runtime)),
     ):
         start = time.perf_counter()
         load()
@@ -99,12 +105,12 @@ def main(argv: list[str] | None = None) -> None:
     speaker.embed_utterance(wavs[0], sr)
     asr = {"model": args.asr_model, "compute_type": args.compute_type, "cpu_threads": args.threads}
     intelligibility.transcribe(wavs[0], sr, **asr)
-    naturalness.dnsmos(wavs[0], sr, num_threads=args.threads, max_windows=1)
+    dnsmos = {"num_threads": args.threads, "runtime": args.dnsmos_runtime}
+    naturalness.dnsmos(wavs[0], sr, max_windows=1, **dnsmos)
 
     _timed("speaker (batched)", lambda: speaker.embed_utterances(wavs, sr), n, audio)
     _timed("speaker (one at a time)", lambda: [speaker.embed_utterance(w, sr) for w in wavs], n, audio)
     _timed("ASR transcribe", lambda: [intelligibility.transcribe(w, sr, **asr) for w in wavs], n, audio)
-    dnsmos = {"num_threads": args.threads}
     _timed("DNSMOS (all windows)", lambda: naturalness.dnsmos_many(wavs, sr, **dnsmos), n, audio)
     one_window = {"max_windows": 1, **dnsmos}
     _timed("DNSMOS (max_windows=1)", lambda: naturalness.dnsmos_many(wavs, sr, **one_window), n, audio)

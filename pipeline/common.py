@@ -120,7 +120,10 @@ def relaunch_with_torchrun_if_asked(module: str) -> None:
 
 
 def write_losses_tsv(path: Path, history: list[dict[str, float]]) -> None:
-    """A training history (one row per log interval) as a TSV file for DVC plots; missing values empty."""
-    keys = list(dict.fromkeys(k for row in history for k in row))
+    """A training history (one row per log interval) as a TSV file for DVC plots; missing values empty.
+
+    Timings (``time/...`` keys) are left out: they go to MLflow and the stage's cost file, never into a DVC
+    output, so a run that reproduces its losses writes the same bytes (DVC sees nothing changed)."""
+    keys = list(dict.fromkeys(k for row in history for k in row if not k.startswith("time/")))
     lines = ["\t".join(keys)] + ["\t".join(f"{row.get(k, '')}" for k in keys) for row in history]
     write_text(path, "\n".join(lines) + "\n")

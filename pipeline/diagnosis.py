@@ -91,12 +91,14 @@ def _run(
         record = {
             "run": run,
             "switch": switch,
-            "curve": [{k: round(v, 5) for k, v in row.items()} for row in trainer.validation],
+            "curve": [
+                {k: round(v, 5) for k, v in row.items() if not k.startswith("time/")}
+                for row in trainer.validation
+            ],
             "val_mcd_db": round(last["val/mcd_db"], 5),
             "val_mcd_db_to_source": round(last["val/mcd_db_to_source"], 5),
             "best_step": trainer.best["step"] if trainer.best else None,
             "best": round(trainer.best["score"], 5) if trainer.best else None,
-            "seconds": round(seconds, 1),
             "mlflow_run_id": tracker.run_id,
         }
     log.info(

@@ -19,7 +19,6 @@ def main(args: argparse.Namespace) -> None:
         args.out,
         params.features,
         on_bad_file=params.corpus.on_bad_file,
-        timing_path=args.timing,
     )
 
 
@@ -28,7 +27,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--corpus", required=True, help="the corpus stage's folder")
     parser.add_argument("--out", required=True, help="the features folder")
-    parser.add_argument("--timing", required=True, help="JSON file for the wall time and real-time factor")
     return parser
 
 

@@ -40,10 +40,7 @@ def main(args: argparse.Namespace) -> None:
         title=params.report.title,
         recipe=recipe_markdown(params.features, params.evaluate, params.data.sample_rate),
         corpus_summary=json.loads((Path(args.corpus) / "summary.json").read_text()),
-        features_summary={
-            **json.loads((Path(args.features) / "summary.json").read_text()),
-            **json.loads(Path(args.features_timing).read_text()),
-        },
+        features_summary=json.loads((Path(args.features) / "summary.json").read_text()),
         experiments={n: params.experiment(n) for n in names},
         evaluate=params.evaluate,
         convert=params.convert,
@@ -63,7 +60,7 @@ def main(args: argparse.Namespace) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The stage's arguments; dvc.yaml passes every path."""
     parser = argparse.ArgumentParser(description=__doc__)
-    for name in ("experiments", "baselines", "references", "corpus", "features", "features-timing", "out"):
+    for name in ("experiments", "baselines", "references", "corpus", "features", "out"):
         parser.add_argument(f"--{name}", required=True)
     parser.add_argument("--vocoder", required=True, help="the `vocoder` stage's output")
     parser.add_argument("--ratings", required=True, help="the `ratings` stage's output")

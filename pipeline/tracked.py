@@ -71,9 +71,9 @@ def fingerprint(
 
 
 def final_losses(history: list[dict[str, float]]) -> dict[str, float]:
-    """The last logged row without its step, rounded for the stage's summary file."""
+    """The last logged row without its step and timings, rounded for the stage's summary file."""
     final = history[-1] if history else {}
-    return {k: round(v, 5) for k, v in final.items() if k != "step"}
+    return {k: round(v, 5) for k, v in final.items() if k != "step" and not k.startswith("time/")}
 
 
 @dataclass(frozen=True)

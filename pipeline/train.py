@@ -166,7 +166,9 @@ class TrainingJob:
         """The stage's outputs (model folders, loss curves, summary), also logged to the MLflow run."""
         out, exp, loop = Path(self.args.out), self.exp, self.loop
         assert loop is not None, "export after make_loop"
-        info = {"iterations": state.step, "mlflow_run_id": tracker.run_id}
+        # Nothing of this run but its results goes into the model folders (no run id, no timing): a re-run
+        # that reproduces the weights leaves them byte-identical, so conversion and evaluation stay cached.
+        info = {"iterations": state.step}
         stats = FeatureStats.load(self.stats_path)
         save_model(out / "model", state.generator, exp, self.params.features, stats, info=info)
         best = loop.best_generator()  # without a validation curve, model-best/ is the last generator
@@ -178,7 +180,10 @@ class TrainingJob:
         validation = {
             "every": exp.train.validate_every if loop.validation else 0,
             "sentences_per_pair": exp.train.validation_sentences,
-            "curve": [{k: round(v, 5) for k, v in row.items()} for row in loop.validation],
+            "curve": [
+                {k: round(v, 5) for k, v in row.items() if not k.startswith("time/")}
+                for row in loop.validation
+            ],
             "best_step": loop.best["step"] if loop.best else None,
             "best": round(loop.best["score"], 5) if loop.best else None,
         }
@@ -186,8 +191,7 @@ class TrainingJob:
             "experiment": exp.name,
             "seed": exp.train.seed,
             "mlflow_run_id": tracker.run_id,
-            "iterations": state.step,
-            "wall_seconds": round(finished.wall_seconds, 1),
+            "iterations": state.step,  # wall time and s/iteration: MLflow and costs/ (vc cost), not here
             "processes": finished.processes,
             "final": final_losses(state.history),
             "validation": validation,

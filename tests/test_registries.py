@@ -95,7 +95,7 @@ def _report_inputs(names: list[str]) -> dict[str, Any]:
             "utterances": 14,
             "seconds": 6.0,
         },
-        "features_summary": {"speakers": {}, "real_time_factor": 0.1},
+        "features_summary": {"speakers": {}},
         "experiments": {n: build(ExperimentConfig, {"name": n, "model": {}, "train": {}}) for n in names},
         "convert": ConvertConfig(),
         "reference": None,
@@ -106,7 +106,7 @@ def _experiment(scores: pd.DataFrame, name: str = "stargan-vc2"):  # -> SystemRe
     from vc.report.results import SystemResult
 
     losses = pd.DataFrame({"step": [1], "d/adv": [1.0], "g/adv": [1.0], "g/cyc": [1.0], "g/id": [1.0]})
-    train = {"seed": 0, "mlflow_run_id": "run", "iterations": 1, "wall_seconds": 1.0, "final": {}}
+    train = {"seed": 0, "mlflow_run_id": "run", "iterations": 1, "final": {}}
     return SystemResult(name, "experiment", "conversion", scores, [train], {0: losses})
 
 

@@ -46,8 +46,7 @@ def _results() -> list[SystemResult]:
 
     def experiment(name: str, mcd: float) -> SystemResult:
         trains = [
-            {"seed": s, "mlflow_run_id": f"run-{name}-{s}", "iterations": 2, "wall_seconds": 1.0, "final": {}}
-            for s in (0, 1)
+            {"seed": s, "mlflow_run_id": f"run-{name}-{s}", "iterations": 2, "final": {}} for s in (0, 1)
         ]
         scores = _scores(plan, mcd, {0: 0.0, 1: 0.3}, rng)
         return SystemResult(name, "experiment", "conversion", scores, trains, {0: losses, 1: losses})
@@ -83,7 +82,7 @@ def test_report_holds_every_system_paired_verdicts_and_seed_spread(tmp_path: Pat
         "skipped": 1,
         "skipped_files": [{"file": "raw/a/broken file.wav", "reason": "unreadable or corrupt audio"}],
     }
-    features = {"speakers": {"a": {"mean_f0_hz": 100.0}, "b": {"mean_f0_hz": 200.0}}, "real_time_factor": 0.2}
+    features = {"speakers": {"a": {"mean_f0_hz": 100.0}, "b": {"mean_f0_hz": 200.0}}}
     recipe = recipe_markdown(FEATURES, CFG, 22050)
     metrics = build_report(
         tmp_path / "reports",
@@ -129,7 +128,7 @@ def test_report_states_a_cap_and_a_validation_split(tmp_path: Path) -> None:
         title="T",
         recipe="",
         corpus_summary=corpus,
-        features_summary={"speakers": {}, "real_time_factor": 0.2},
+        features_summary={"speakers": {}},
         experiments=exps,
         evaluate=CFG,
         convert=ConvertConfig(split="validation", max_utterances=3),
@@ -192,7 +191,7 @@ def _report_inputs() -> dict:
         "title": "T",
         "recipe": "",
         "corpus_summary": {"speakers": {}, "utterances": 0, "seconds": 0.0, "skipped": 0},
-        "features_summary": {"speakers": {}, "real_time_factor": 0.2},
+        "features_summary": {"speakers": {}},
         "experiments": exps,
         "evaluate": CFG,
         "convert": ConvertConfig(),
@@ -380,7 +379,6 @@ def _walk(vals: dict[str, float]) -> dict:
             "val_mcd_db": value,
             "val_mcd_db_to_source": 7.0,
             "best_step": 150,
-            "seconds": 30.0,
         }
         for run, value in vals.items()
     ]

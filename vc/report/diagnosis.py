@@ -186,7 +186,6 @@ def diagnosis_section(
                 "val MCD to target dB": fmt(r["val_mcd_db"], 2),
                 "val MCD to source dB": fmt(r["val_mcd_db_to_source"], 2),
                 "best iteration": r["best_step"],
-                "wall s": r["seconds"],
             }
             for r in result["runs"]
         ]
@@ -260,7 +259,6 @@ def contrast_section(result: Mapping[str, Any] | None, summaries: Mapping[str, d
                 "val MCD to target dB": fmt(r["val_mcd_db"], 2),
                 f"change from {worse} dB": fmt(r["val_mcd_db"] - base, 2) if r["run"] != worse else "-",
                 "val MCD to source dB": fmt(r["val_mcd_db_to_source"], 2),
-                "wall s": r["seconds"],
             }
             for r in result["runs"]
         ]

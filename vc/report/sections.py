@@ -150,7 +150,7 @@ def corpus(d: ReportData) -> list[str]:
         md_table(pd.DataFrame(rows)),
         "",
         f"{d.corpus['utterances']} utterances, {d.corpus['seconds']:.0f} s of prepared audio, "
-        f"{len(skipped)} skipped. WORLD analysis real-time factor: {d.features['real_time_factor']}.",
+        f"{len(skipped)} skipped.",
         "",
     ]
     if skipped:
@@ -397,8 +397,9 @@ def _validation_note(d: ReportData) -> list[str]:
 
 
 def training(d: ReportData) -> list[str]:
-    """Each training run: iterations, wall time, processes, final losses, its validation curve's best and
-    last score, its MLflow run; the loss and validation figures."""
+    """Each training run: iterations, processes, final losses, its validation curve's best and last score,
+    its MLflow run; the loss and validation figures. (Wall time is the cost section's: no timing is read
+    from a DVC output.)"""
     rows = []
     for r in d.results:
         for t in r.trains:
@@ -408,7 +409,6 @@ def training(d: ReportData) -> list[str]:
                     "experiment": r.name,
                     "seed": t.get("seed", 0),
                     "iterations": t["iterations"],
-                    "wall s": t["wall_seconds"],
                     "processes": t.get("processes", 1),
                     **{k: fmt(final.get(k, float("nan")), 3) for k in LOSS_KEYS},
                     **_validation_cells(t),
