@@ -344,6 +344,20 @@ def test_dnsmos_bad_input_gives_nan_and_note(dnsmos_mod, name: str) -> None:
     assert scores["note"]
 
 
+def test_dnsmos_bad_clips_among_good_ones_in_one_batch(dnsmos_mod, speech) -> None:
+    """Bad clips batched with good ones get NaN and a note; the good ones score as they do alone."""
+    from vc.corpus.espeak import SAMPLE_RATE
+
+    good = [speech["low", SHORT], speech["high", SHORT]]
+    bad = [BAD_INPUTS[name] for name in sorted(BAD_INPUTS)]
+    mixed = dnsmos_mod.dnsmos_many([good[0], *bad, good[1]], SAMPLE_RATE)
+    assert [bool(r["note"]) for r in mixed] == [False, *[True] * len(bad), False]
+    assert all(math.isnan(r[key]) for r in mixed[1:-1] for key in dnsmos_mod.DNSMOS_KEYS)
+    for scored, wav in zip((mixed[0], mixed[-1]), good, strict=True):
+        alone = dnsmos_mod.dnsmos(wav, SAMPLE_RATE)
+        assert all(scored[key] == pytest.approx(alone[key], abs=1e-3) for key in dnsmos_mod.DNSMOS_KEYS)
+
+
 def test_missing_dnsmos_model_dir_is_named(dnsmos_mod, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=str(tmp_path / "sig_bak_ovr.onnx")):
         dnsmos_mod.load_dnsmos(tmp_path)
