@@ -332,6 +332,30 @@ def _at_16k(wav: np.ndarray) -> np.ndarray:
     return wav16
 
 
+def test_the_metric_scores_and_records_on_the_configured_runtime(dnsmos_mod, speech) -> None:
+    """``evaluate.dnsmos.runtime`` reaches the scores and the provenance; the default is OpenVINO bfloat16."""
+    pytest.importorskip("openvino")
+    import openvino
+
+    from vc.config import EvaluateConfig
+    from vc.corpus.espeak import SAMPLE_RATE
+
+    wav = speech["low", SHORT]
+    metric = dnsmos_mod.METRIC
+    default = EvaluateConfig()
+    assert default.dnsmos.runtime == "openvino-bf16"
+    reference = EvaluateConfig(dnsmos={"runtime": "onnxruntime"})
+    for cfg in (default, reference):
+        scores, _ = metric.score_wav(wav, SAMPLE_RATE, "", cfg)
+        alone = dnsmos_mod.dnsmos(wav, SAMPLE_RATE, max_windows=1, runtime=cfg.dnsmos.runtime)
+        assert scores == {k: alone[k] for k in dnsmos_mod.DNSMOS_KEYS}
+    bf16_cpu = "BF16" in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    recorded = metric.provenance(default)["runtime"]
+    assert recorded.startswith("openvino ") and ("bfloat16" if bf16_cpu else "float32") in recorded, recorded
+    assert metric.provenance(reference)["runtime"].startswith("onnxruntime ")
+    assert "OpenVINO in bfloat16" in metric.recipe(default) and "OpenVINO" not in metric.recipe(reference)
+
+
 def test_dnsmos_unknown_runtime_is_named(dnsmos_mod) -> None:
     with pytest.raises(ValueError, match=r"evaluate\.dnsmos\.runtime: 'tensorrt'"):
         dnsmos_mod.load_dnsmos(runtime="tensorrt")
