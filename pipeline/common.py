@@ -8,7 +8,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from vc import cost
@@ -119,11 +119,19 @@ def relaunch_with_torchrun_if_asked(module: str) -> None:
     sys.exit(child.wait())
 
 
-def write_losses_tsv(path: Path, history: list[dict[str, float]]) -> None:
-    """A training history (one row per log interval) as a TSV file for DVC plots; missing values empty.
+def without_timings(row: Mapping[str, float], digits: int | None = None) -> dict[str, float]:
+    """A logged row without its wall-clock keys (``time/...``), values rounded to ``digits`` if given.
 
-    Timings (``time/...`` keys) are left out: they go to MLflow and the stage's cost file, never into a DVC
-    output, so a run that reproduces its losses writes the same bytes (DVC sees nothing changed)."""
-    keys = list(dict.fromkeys(k for row in history for k in row if not k.startswith("time/")))
-    lines = ["\t".join(keys)] + ["\t".join(f"{row.get(k, '')}" for k in keys) for row in history]
+    What a DVC output may hold of a training log: timings go to MLflow and the stage's cost file, never into
+    a DVC output, so a run that reproduces its numbers writes the same bytes (DVC sees nothing changed)."""
+    kept = {k: v for k, v in row.items() if not k.startswith("time/")}
+    return kept if digits is None else {k: round(v, digits) for k, v in kept.items()}
+
+
+def write_losses_tsv(path: Path, history: list[dict[str, float]]) -> None:
+    """A training history (one row per log interval) as a TSV file for DVC plots; missing values empty;
+    timings left out (:func:`without_timings`)."""
+    rows = [without_timings(row) for row in history]
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    lines = ["\t".join(keys)] + ["\t".join(f"{row.get(k, '')}" for k in keys) for row in rows]
     write_text(path, "\n".join(lines) + "\n")

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Literal
 
-from pipeline.common import read_params, run, stop_with_parent
+from pipeline.common import read_params, run, stop_with_parent, without_timings
 from vc import cost
 from vc.config import Params
 from vc.evaluation.validation import ValidationScorer
@@ -91,10 +91,7 @@ def _run(
         record = {
             "run": run,
             "switch": switch,
-            "curve": [
-                {k: round(v, 5) for k, v in row.items() if not k.startswith("time/")}
-                for row in trainer.validation
-            ],
+            "curve": [without_timings(row, digits=5) for row in trainer.validation],
             "val_mcd_db": round(last["val/mcd_db"], 5),
             "val_mcd_db_to_source": round(last["val/mcd_db_to_source"], 5),
             "best_step": trainer.best["step"] if trainer.best else None,

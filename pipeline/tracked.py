@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pipeline.codedeps import ROOT, hash_code
-from pipeline.common import relaunch_with_torchrun_if_asked
+from pipeline.common import relaunch_with_torchrun_if_asked, without_timings
 from vc import cost
 from vc.config import FinetuneConfig, TrainConfig
 from vc.configlib import to_dict
@@ -73,7 +73,7 @@ def fingerprint(
 def final_losses(history: list[dict[str, float]]) -> dict[str, float]:
     """The last logged row without its step and timings, rounded for the stage's summary file."""
     final = history[-1] if history else {}
-    return {k: round(v, 5) for k, v in final.items() if k != "step" and not k.startswith("time/")}
+    return {k: v for k, v in without_timings(final, digits=5).items() if k != "step"}
 
 
 @dataclass(frozen=True)

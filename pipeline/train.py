@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.codedeps import ROOT
-from pipeline.common import read_params, run, stop_with_parent, write_losses_tsv
+from pipeline.common import read_params, run, stop_with_parent, without_timings, write_losses_tsv
 from pipeline.tracked import Finished, computed, final_losses, run_resumable
 from pipeline.tracked import fingerprint as run_fingerprint
 from vc import cost
@@ -180,10 +180,7 @@ class TrainingJob:
         validation = {
             "every": exp.train.validate_every if loop.validation else 0,
             "sentences_per_pair": exp.train.validation_sentences,
-            "curve": [
-                {k: round(v, 5) for k, v in row.items() if not k.startswith("time/")}
-                for row in loop.validation
-            ],
+            "curve": [without_timings(row, digits=5) for row in loop.validation],
             "best_step": loop.best["step"] if loop.best else None,
             "best": round(loop.best["score"], 5) if loop.best else None,
         }

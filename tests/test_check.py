@@ -42,6 +42,9 @@ def params_with(tmp_path: Path, changes: dict) -> Path:
             {"experiments": {"x": {"train": {"crop_frames": 4}}}},
             "'experiments.x.train.crop_frames': must be >= 8",
         ),
+        # dvc.yaml tracks presets.${preset}: the active preset must be a name defined in params.yaml
+        ({"preset": None}, "'preset': null is not a preset name: dvc.yaml tracks presets.${preset}"),
+        ({"preset": "gpu"}, "params key 'preset': unknown preset 'gpu' (presets: default, paper,"),
         pytest.param(
             {"preset": "gpu-vocoder"},  # the repository's GPU preset on a machine without one
             "'vocoder.finetune.device': is 'cuda' but no CUDA device is available",

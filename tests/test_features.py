@@ -8,11 +8,13 @@ from pathlib import Path
 import numpy as np
 import pysptk
 import pytest
+import pyworld as pw
 from conftest import voiced_signal, write_wav
 
 from vc import cost
 from vc.config import AudioConfig, FeaturesConfig, SplitConfig
 from vc.corpus.build import build_corpus
+from vc.features import mcep
 from vc.features.extract import (
     FeatureError,
     analyze_corpus,
@@ -71,6 +73,37 @@ def test_sp2mc_agrees_with_pysptk_mcep_on_the_same_frames() -> None:
         # c0 differs by the estimators' gain conventions; the shape c1.. must agree
         assert np.max(np.abs(frame_mc[1:] - theirs[1:])) < 0.05
         assert np.corrcoef(frame_mc[1:], theirs[1:])[0, 1] > 0.99
+
+
+@pytest.mark.parametrize(("fs", "order"), [(FS, 24), (22050, 34), (24000, 24)])
+def test_matrix_mcep_transforms_equal_pysptk_frame_by_frame(fs: int, order: int) -> None:
+    """vc.features.mcep's matrix products against pysptk's own per-frame sp2mc and mc2sp (the parity that
+    lets the features, the conversion, the validation curve and the MCD recipe use them), on real
+    CheapTrick envelopes, voiced and silent frames, and one frame alone."""
+    cfg = FeaturesConfig(mcep_order=order)
+    codec = SpectralCodec.from_config(cfg, fs)
+    wav = np.concatenate([voiced_signal(140.0, 0.4, fs), np.zeros(fs // 10), voiced_signal(210.0, 0.3, fs)])
+    wav = wav + 1e-4 * np.random.default_rng(0).standard_normal(len(wav))
+    f0, t = pw.harvest(wav, fs, f0_floor=cfg.f0_floor, f0_ceil=cfg.f0_ceil, frame_period=cfg.frame_period)
+    sp = pw.cheaptrick(wav, f0, t, fs, f0_floor=cfg.f0_floor, fft_size=codec.fft_size)
+    assert sp.shape[1] == codec.fft_size // 2 + 1
+
+    theirs = pysptk.sp2mc(sp, order=order, alpha=codec.alpha)
+    ours = mcep.sp2mc(sp, order=order, alpha=codec.alpha)
+    assert ours.shape == theirs.shape == (len(sp), order + 1)
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(mcep.sp2mc(sp[7], order, codec.alpha), theirs[7], rtol=0, atol=1e-10)
+
+    back_theirs = pysptk.mc2sp(theirs, alpha=codec.alpha, fftlen=codec.fft_size)
+    back_ours = mcep.mc2sp(theirs, alpha=codec.alpha, fftlen=codec.fft_size)
+    assert back_ours.shape == back_theirs.shape == sp.shape
+    np.testing.assert_allclose(back_ours, back_theirs, rtol=1e-10, atol=0)
+    # the codec (features stage, conversion) goes through them
+    np.testing.assert_allclose(codec.encode(sp), theirs, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(codec.decode(theirs), back_theirs, rtol=1e-10, atol=0)
+    # a different all-pass constant is a different matrix, not a stale cached one
+    other = pysptk.sp2mc(sp[:3], order=order, alpha=0.3)
+    np.testing.assert_allclose(mcep.sp2mc(sp[:3], order=order, alpha=0.3), other, rtol=0, atol=1e-10)
 
 
 def test_coded_sp_dimension_and_round_trip() -> None:

@@ -351,7 +351,8 @@ def test_the_metric_scores_and_records_on_the_configured_runtime(dnsmos_mod, spe
         assert scores == {k: alone[k] for k in dnsmos_mod.DNSMOS_KEYS}
     bf16_cpu = "BF16" in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
     recorded = metric.provenance(default)["runtime"]
-    assert recorded.startswith("openvino ") and ("bfloat16" if bf16_cpu else "float32") in recorded, recorded
+    used = "bfloat16" if bf16_cpu else "float32"
+    assert recorded.startswith("openvino ") and recorded.endswith(f"sig_bak_ovr.onnx in {used}"), recorded
     assert metric.provenance(reference)["runtime"].startswith("onnxruntime ")
     assert "OpenVINO in bfloat16" in metric.recipe(default) and "OpenVINO" not in metric.recipe(reference)
 

@@ -168,6 +168,26 @@ def test_code_change_marks_the_stages_that_run_it_changed(project: Path, tmp_pat
     assert "corpus" not in changed  # it never runs that module
 
 
+def test_only_the_active_preset_is_tracked(project: Path) -> None:
+    """Stages track ``presets.${preset}``: adding a preset or editing one that is not active re-runs nothing;
+    choosing another preset re-runs every stage that trains or resolves an experiment."""
+    params = project / "params.yaml"
+    original = params.read_text()
+    try:
+        doc = yaml.safe_load(original)
+        doc["presets"]["mine"] = {"train": {"iterations": 3}}
+        doc["presets"]["paper"]["train"]["iterations"] = 7
+        params.write_text(yaml.safe_dump(doc, sort_keys=False))
+        assert json.loads(dvc(project, "status", "--json").stdout) == {}
+        doc["preset"] = "mine"
+        params.write_text(yaml.safe_dump(doc, sort_keys=False))
+        changed = set(json.loads(dvc(project, "status", "--json").stdout))
+        assert {"train@stargan-vc2-0", "convert@stargan-vc2-0", "baselines", "report"} <= changed, changed
+        assert "evaluate@stargan-vc2-0" not in changed  # it reads the preset through convert's outputs
+    finally:
+        params.write_text(original)
+
+
 def test_a_forced_rerun_gives_the_same_bytes(project: Path, tmp_path: Path) -> None:
     """The reproducibility statement's test: the same commit and params on the same machine retrain,
     convert, evaluate and report a system to the same bytes (weights, wavs, scores, metrics.json)."""

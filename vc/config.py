@@ -579,16 +579,20 @@ class AsrConfig(Section):
     language: str | None = Field("en", description="ignored by English-only models")
 
 
+#: ``evaluate.dnsmos.runtime``: what runs DNSMOS's P.835 model (vc.evaluation.perceptual.naturalness).
+DnsmosRuntime = Literal["onnxruntime", "openvino-bf16", "openvino-f32"]
+
+
 class DnsmosConfig(Section):
     """``evaluate.dnsmos``: predicted MOS, DNSMOS P.835 and P.808 (vc.evaluation.perceptual.naturalness)."""
 
     max_windows: int | None = Field(
         1, ge=1, description="9.01 s windows scored per clip; null: every window (the reference recipe)"
     )
-    runtime: Literal["onnxruntime", "openvino-bf16", "openvino-f32"] = Field(
+    runtime: DnsmosRuntime = Field(
         "openvino-bf16",
         description="what runs the P.835 model: onnxruntime (float32, the reference) or OpenVINO (bfloat16 "
-        "where the CPU has it: 6.6x faster with AMX, system means within 0.005 MOS; README)",
+        "where the CPU has it: 6.6x faster with AMX, system means within 0.008 MOS; README)",
     )
 
 
@@ -721,10 +725,14 @@ class Params(Section):
     stats: StatsConfig = Field(default_factory=StatsConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
-    preset: str | None = Field(None, description="null | a name under presets, applied to every experiment")
+    preset: str | None = Field(
+        "default",
+        description="a name under presets, applied to every experiment; default: no overrides (dvc.yaml "
+        "tracks only presets.<preset>, so editing another preset re-runs nothing)",
+    )
     presets: dict[str, Preset] = Field(
-        default_factory=dict,
-        description="name -> overrides of model, train and vocoder (e.g. paper: the paper's scale)",
+        default_factory=lambda: {"default": Preset()},
+        description="name -> overrides of model, train and vocoder (default: none; paper: the paper's scale)",
     )
     experiments: dict[str, RunOverrides] = Field(
         default_factory=lambda: {"stargan-vc2": RunOverrides()},
@@ -766,7 +774,9 @@ class Params(Section):
             invalid("seeds", f"lists a seed twice: {list(self.seeds)}")
         if self.preset is not None and self.preset not in self.presets:
             known = ", ".join(self.presets) or "none defined"
-            invalid("preset", f"unknown preset '{self.preset}' (presets: {known})")
+            empty = "; define it as an empty preset, presets: {default: {}}"
+            hint = empty if self.preset == "default" else ""
+            invalid("preset", f"unknown preset '{self.preset}' (presets: {known}){hint}")
         if self.preset is not None:
             try:
                 self.vocoder_config()

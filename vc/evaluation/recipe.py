@@ -3,8 +3,9 @@
 Per pair of wavs (a converted or baseline utterance, and the target speaker's utterance of that sentence):
 
 1. analyse both with Harvest F0 and CheapTrick (``features.f0_floor``/``f0_ceil``, 5 ms frames);
-2. mel-cepstrum by ``pysptk.sp2mc`` with the order and all-pass constant of the features config
-   (34 and 0.455 at 22.05 kHz), whatever ``features.spectral`` the model used;
+2. mel-cepstrum by ``pysptk.sp2mc``'s transform (one matrix product, :mod:`vc.features.mcep`) with the
+   order and all-pass constant of the features config (34 and 0.455 at 22.05 kHz), whatever
+   ``features.spectral`` the model used;
 3. drop silent frames on each side: frame power ``10 log10(mean_k |H_t(k)|^2)`` of the CheapTrick envelope,
    relative to the utterance's mean power (in the linear domain); frames below
    ``evaluate.power_threshold_db`` (default -20 dB) are dropped;
@@ -37,6 +38,7 @@ from vc import cost
 from vc.config import EvaluateConfig, FeaturesConfig
 from vc.evaluation.metrics import f0_metrics, mcd, msd
 from vc.evaluation.registry import group_columns
+from vc.features.mcep import sp2mc
 from vc.features.world import extract_f0
 from vc.io import AudioReadError, read_audio, save_npz
 from vc.parallel import parallel_map
@@ -87,7 +89,7 @@ def analyze_for_eval(wav: np.ndarray, fs: int, features: FeaturesConfig) -> Reci
     )
     sp = pw.cheaptrick(wav, f0, t, fs, f0_floor=features.f0_floor)
     alpha = features.mcep_alpha if features.mcep_alpha is not None else pysptk.util.mcepalpha(fs)
-    mcep = pysptk.sp2mc(sp, order=features.mcep_order, alpha=alpha)
+    mcep = sp2mc(sp, order=features.mcep_order, alpha=alpha)
     power = np.maximum(sp.mean(axis=1), 1e-20)
     power_db = 10 * np.log10(power / power.mean())
     return RecipeAnalysis(mcep=mcep, f0=f0, power_db=power_db)
@@ -217,7 +219,8 @@ def recipe_markdown(features: FeaturesConfig, evaluate: EvaluateConfig, sample_r
     steps = [
         "Analyse the converted wav and the target speaker's wav of the same sentence with WORLD: Harvest F0 "
         f"({f.f0_floor:g}-{f.f0_ceil:g} Hz) and CheapTrick, {f.frame_period:g} ms frames.",
-        f"Mel-cepstrum by `pysptk.sp2mc`, order {f.mcep_order}, all-pass constant {alpha:.3f} "
+        f"Mel-cepstrum by `pysptk.sp2mc`'s transform (applied as one matrix product), order {f.mcep_order}, "
+        f"all-pass constant {alpha:.3f} "
         f"(`pysptk.util.mcepalpha({sample_rate})` unless `features.mcep_alpha` is set).",
         "Drop silent frames of each utterance: frame power 10 log10(mean_k |H_t(k)|^2) of the CheapTrick "
         f"envelope, relative to the utterance's mean power; frames below {e.power_threshold_db:g} dB are "

@@ -41,6 +41,7 @@ from vc.config import EvaluateConfig, FeaturesConfig
 from vc.corpus.selection import evaluation_plan
 from vc.evaluation.metrics import mcd, mcd_frames
 from vc.evaluation.recipe import RecipeAnalysis
+from vc.features.mcep import sp2mc
 from vc.features.stats import FeatureStats
 from vc.features.world import load_features
 from vc.stargan.store import generator_spectra
@@ -137,7 +138,7 @@ class ValidationScorer:
         codec, order = self.stats.codec, self.features.mcep_order
         if codec.kind == "mcep" and codec.dim == order + 1 and np.isclose(codec.alpha, self.alpha):
             return spectral
-        return pysptk.sp2mc(codec.decode(spectral), order=order, alpha=self.alpha)
+        return sp2mc(codec.decode(spectral), order=order, alpha=self.alpha)
 
     def _distances(
         self, mcep: np.ndarray, source: RecipeAnalysis, target: RecipeAnalysis

@@ -3,8 +3,9 @@
 Per utterance: F0 by Harvest (or DIO + StoneMask), the spectral envelope by CheapTrick, aperiodicity by D4C,
 all on a ``frame_period`` grid (5 ms). The envelope becomes either
 
-- ``mcep``: a mel-cepstrum ``c0..cM`` by :func:`pysptk.sp2mc` (order 34 at 22.05 kHz, all-pass constant
-  :func:`pysptk.util.mcepalpha` of the sample rate unless set), or
+- ``mcep``: a mel-cepstrum ``c0..cM`` by pysptk's ``sp2mc`` transform (order 34 at 22.05 kHz, all-pass
+  constant :func:`pysptk.util.mcepalpha` of the sample rate unless set; computed as one matrix product per
+  utterance, :mod:`vc.features.mcep`), or
 - ``coded_sp``: :func:`pyworld.code_spectral_envelope` (the 36-dim coded envelope of public StarGAN-VC2 code).
 
 Aperiodicity is stored coded (:func:`pyworld.code_aperiodicity`), which is what conversion passes through.
@@ -20,6 +21,7 @@ import pysptk
 import pyworld as pw
 
 from vc.config import FeaturesConfig
+from vc.features.mcep import mc2sp, sp2mc
 from vc.io import save_npz
 
 __all__ = ["SpectralCodec", "WorldFeatures", "analyze", "load_features", "synthesize"]
@@ -51,7 +53,7 @@ class SpectralCodec:
         """Power envelope ``(T, fft_size // 2 + 1)`` -> features ``(T, dim)`` (float64)."""
         self._world_only()
         if self.kind == "mcep":
-            return pysptk.sp2mc(sp, order=self.dim - 1, alpha=self.alpha)
+            return sp2mc(sp, order=self.dim - 1, alpha=self.alpha)
         return pw.code_spectral_envelope(sp, self.sample_rate, self.dim)
 
     def decode(self, feats: np.ndarray) -> np.ndarray:
@@ -59,7 +61,7 @@ class SpectralCodec:
         self._world_only()
         feats = np.ascontiguousarray(feats, dtype=np.float64)
         if self.kind == "mcep":
-            sp = pysptk.mc2sp(feats, alpha=self.alpha, fftlen=self.fft_size)
+            sp = mc2sp(feats, alpha=self.alpha, fftlen=self.fft_size)
         else:
             sp = pw.decode_spectral_envelope(feats, self.sample_rate, self.fft_size)
         return np.ascontiguousarray(sp)

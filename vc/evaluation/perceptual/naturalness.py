@@ -17,7 +17,7 @@ spectrogram, about 40 GFLOP per window, which onnxruntime runs in float32 (``onn
 runtime and numbers). ``openvino-bf16`` runs the same ONNX graph on OpenVINO's CPU plugin with bfloat16
 inference precision (AMX tiles where the CPU has them, AVX-512 BF16 otherwise; a CPU with neither runs
 float32, and the provenance records the precision used): 6.6x faster per window on a CPU with AMX, scores
-within 0.06 MOS of float32 per clip and within 0.005 per system mean on the embedded corpus (README,
+within 0.06 MOS of float32 per clip and within 0.008 per system mean on the embedded corpus (README,
 "Predicted naturalness"), so its last digits depend on the CPU type. ``openvino-f32`` is OpenVINO in float32
 (onnxruntime's numbers to 1e-3: the check that the graph is read the same). The small P.808 model always runs
 on onnxruntime in float32.
@@ -32,12 +32,12 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, get_args
 
 import librosa
 import numpy as np
 
-from vc.config import EvaluateConfig
+from vc.config import DnsmosConfig, DnsmosRuntime, EvaluateConfig
 from vc.evaluation.perceptual.base import SimpleMetric
 from vc.evaluation.perceptual.common import (
     MODEL_SAMPLE_RATE,
@@ -80,9 +80,8 @@ _POLY_OVR = np.poly1d([-0.06766283, 1.11546468, 0.04602535])
 
 
 #: ``evaluate.dnsmos.runtime`` values: which runtime and precision run ``sig_bak_ovr.onnx``.
-Runtime = Literal["onnxruntime", "openvino-bf16", "openvino-f32"]
-RUNTIMES: tuple[str, ...] = ("onnxruntime", "openvino-bf16", "openvino-f32")
-DEFAULT_RUNTIME: Runtime = "openvino-bf16"
+RUNTIMES: tuple[str, ...] = get_args(DnsmosRuntime)
+DEFAULT_RUNTIME: DnsmosRuntime = DnsmosConfig.model_fields["runtime"].default
 
 
 @dataclass(frozen=True)
@@ -105,7 +104,7 @@ def _default_model_dir() -> Path:
 def load_dnsmos(
     model_dir: str | os.PathLike[str] | None = None,
     num_threads: int = 1,
-    runtime: Runtime = DEFAULT_RUNTIME,
+    runtime: DnsmosRuntime = DEFAULT_RUNTIME,
 ) -> DnsmosModel:
     """Open the DNSMOS models once per process per folder, thread count and runtime.
 
@@ -177,12 +176,14 @@ def _openvino_primary(
         },
     )
     request, output = compiled.create_infer_request(), compiled.output(0)
-    used = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
-    return (lambda batch: request.infer({0: batch})[output].copy()), {"bf16": "bfloat16"}.get(used, used)
+    hint = compiled.get_property("INFERENCE_PRECISION_HINT")  # an openvino.Type: bf16, f32
+    used = hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)
+    names = {"bf16": "bfloat16", "f32": "float32", "f16": "float16"}
+    return (lambda batch: request.infer({0: batch})[output].copy()), names.get(used, used)
 
 
 def dnsmos_provenance(
-    model_dir: str | os.PathLike[str] | None = None, runtime: Runtime = DEFAULT_RUNTIME
+    model_dir: str | os.PathLike[str] | None = None, runtime: DnsmosRuntime = DEFAULT_RUNTIME
 ) -> dict[str, str]:
     """Package, version, model files and their SHA-256, runtime and precision, to log beside the scores."""
     folder = Path(model_dir) if model_dir is not None else _default_model_dir()
@@ -224,7 +225,7 @@ def dnsmos_many(
     num_threads: int = 1,
     max_windows: int | None = None,
     batch_windows: int = 16,
-    runtime: Runtime = DEFAULT_RUNTIME,
+    runtime: DnsmosRuntime = DEFAULT_RUNTIME,
 ) -> list[dict[str, Any]]:
     """:func:`dnsmos` for many clips, their windows batched through the ONNX sessions.
 
@@ -284,7 +285,7 @@ def dnsmos(
     model_dir: str | os.PathLike[str] | None = None,
     num_threads: int = 1,
     max_windows: int | None = None,
-    runtime: Runtime = DEFAULT_RUNTIME,
+    runtime: DnsmosRuntime = DEFAULT_RUNTIME,
 ) -> dict[str, Any]:
     """Predicted MOS of one clip: ``dnsmos_ovrl``, ``dnsmos_sig``, ``dnsmos_bak``, ``dnsmos_p808``, ``note``.
 
