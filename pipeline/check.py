@@ -204,21 +204,8 @@ def check_diagnosis_names(params: Params, root: Path) -> str | None:
     )
 
 
-def check_preset_named(params: Params, root: Path) -> str | None:
-    """``preset`` names a preset: dvc.yaml tracks ``presets.${preset}`` (the active preset's values only), and
-    DVC stops on ``presets.None``. ``default``, defined empty in params.yaml, applies no overrides."""
-    if params.preset is None:
-        raise ConfigError(
-            "preset",
-            "null is not a preset name: dvc.yaml tracks presets.${preset}; set `preset: default` (an empty "
-            "preset, `presets: {default: {}}`) for no overrides",
-        )
-    return f"preset: {params.preset}"
-
-
 #: Every check, in the order it runs.
 CHECKS: tuple[Check, ...] = (
-    check_preset_named,
     check_diagnosis_names,
     check_corpus,
     check_transcripts,

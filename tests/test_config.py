@@ -82,6 +82,7 @@ def test_paper_preset_has_the_paper_widths() -> None:
             "> 0",
         ),
         ({"preset": "huge"}, "preset", "unknown preset"),
+        ({"preset": None}, "preset", "null is not a preset name: dvc.yaml tracks presets.${preset}"),
         ({"presets": {"paper": {}}}, "preset", "define it as an empty preset, presets: {default: {}}"),
         ({"convert": {"pairs": [["a", "a"]]}}, "convert.pairs[0]", "target equals source"),
         ({"corpus": {"source": "directory"}}, "corpus.root", "required"),

@@ -104,6 +104,9 @@ def test_matrix_mcep_transforms_equal_pysptk_frame_by_frame(fs: int, order: int)
     # a different all-pass constant is a different matrix, not a stale cached one
     other = pysptk.sp2mc(sp[:3], order=order, alpha=0.3)
     np.testing.assert_allclose(mcep.sp2mc(sp[:3], order=order, alpha=0.3), other, rtol=0, atol=1e-10)
+    # the all-pass constant: features.mcep_alpha where set, else pysptk's for the sample rate
+    assert codec.alpha == mcep.mcep_alpha(None, fs) == pysptk.util.mcepalpha(fs)
+    assert SpectralCodec.from_config(FeaturesConfig(mcep_alpha=0.3), fs).alpha == mcep.mcep_alpha(0.3, fs) == 0.3
 
 
 def test_coded_sp_dimension_and_round_trip() -> None:

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from vc.configlib import ConfigError, build, deep_merge, invalid, overrides_of
@@ -725,7 +725,7 @@ class Params(Section):
     stats: StatsConfig = Field(default_factory=StatsConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
-    preset: str | None = Field(
+    preset: str = Field(
         "default",
         description="a name under presets, applied to every experiment; default: no overrides (dvc.yaml "
         "tracks only presets.<preset>, so editing another preset re-runs nothing)",
@@ -764,6 +764,18 @@ class Params(Section):
 
     _no_train_seed = model_validator(mode="before")(classmethod(lambda cls, data: _reject_train_seed(data)))
 
+    @field_validator("preset", mode="before")
+    @classmethod
+    def _preset_named(cls, value: Any) -> Any:
+        """dvc.yaml tracks ``presets.${preset}`` (DVC stops on ``presets.None``): null is no preset name."""
+        if value is None:
+            invalid(
+                "",  # the field's own key
+                "null is not a preset name: dvc.yaml tracks presets.${preset}; set `preset: default` "
+                "(an empty preset, `presets: {default: {}}`) for no overrides",
+            )
+        return value
+
     @model_validator(mode="after")
     def _consistent(self) -> Params:
         if not self.experiments:
@@ -772,16 +784,15 @@ class Params(Section):
             invalid("seeds", "list at least one training seed")
         if len(set(self.seeds)) != len(self.seeds):
             invalid("seeds", f"lists a seed twice: {list(self.seeds)}")
-        if self.preset is not None and self.preset not in self.presets:
+        if self.preset not in self.presets:
             known = ", ".join(self.presets) or "none defined"
             empty = "; define it as an empty preset, presets: {default: {}}"
             hint = empty if self.preset == "default" else ""
             invalid("preset", f"unknown preset '{self.preset}' (presets: {known}){hint}")
-        if self.preset is not None:
-            try:
-                self.vocoder_config()
-            except ConfigError as err:
-                invalid(err.key, err.message)
+        try:
+            self.vocoder_config()
+        except ConfigError as err:
+            invalid(err.key, err.message)
         for name in self.experiments:
             if set(name) - set("abcdefghijklmnopqrstuvwxyz0123456789-_"):
                 invalid(f"experiments.{name}", "experiment names use lowercase letters, digits, - and _")
@@ -812,9 +823,7 @@ class Params(Section):
         return self
 
     def vocoder_config(self) -> VocoderConfig:
-        """The ``vocoder`` section with the preset's ``vocoder`` overrides (if ``preset`` is set) applied."""
-        if self.preset is None:
-            return self.vocoder
+        """The ``vocoder`` section with the active preset's ``vocoder`` overrides applied."""
         overrides = self.presets[self.preset].vocoder.model_dump(exclude_unset=True)
         merged = deep_merge(self.vocoder.model_dump(), overrides)
         return build(VocoderConfig, merged, prefix=f"presets.{self.preset}.vocoder")
@@ -833,8 +842,7 @@ class Params(Section):
             known = ", ".join(self.experiments)
             raise ConfigError("experiments", f"unknown experiment '{name}' (defined: {known})")
         base = {"model": self.model.model_dump(), "train": self.train.model_dump()}
-        if self.preset is not None:
-            base = deep_merge(base, self.presets[self.preset].as_dict())
+        base = deep_merge(base, self.presets[self.preset].as_dict())
         merged = deep_merge(base, self.experiments[name].as_dict())
         for _, overrides in extra:
             merged = deep_merge(merged, overrides.as_dict())

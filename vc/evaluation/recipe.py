@@ -31,14 +31,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pysptk
 import pyworld as pw
 
 from vc import cost
 from vc.config import EvaluateConfig, FeaturesConfig
 from vc.evaluation.metrics import f0_metrics, mcd, msd
 from vc.evaluation.registry import group_columns
-from vc.features.mcep import sp2mc
+from vc.features.mcep import mcep_alpha, sp2mc
 from vc.features.world import extract_f0
 from vc.io import AudioReadError, read_audio, save_npz
 from vc.parallel import parallel_map
@@ -88,8 +87,7 @@ def analyze_for_eval(wav: np.ndarray, fs: int, features: FeaturesConfig) -> Reci
         ),
     )
     sp = pw.cheaptrick(wav, f0, t, fs, f0_floor=features.f0_floor)
-    alpha = features.mcep_alpha if features.mcep_alpha is not None else pysptk.util.mcepalpha(fs)
-    mcep = sp2mc(sp, order=features.mcep_order, alpha=alpha)
+    mcep = sp2mc(sp, order=features.mcep_order, alpha=mcep_alpha(features.mcep_alpha, fs))
     power = np.maximum(sp.mean(axis=1), 1e-20)
     power_db = 10 * np.log10(power / power.mean())
     return RecipeAnalysis(mcep=mcep, f0=f0, power_db=power_db)
@@ -214,7 +212,7 @@ def _score_rows(
 
 def recipe_markdown(features: FeaturesConfig, evaluate: EvaluateConfig, sample_rate: int) -> str:
     """The MCD recipe as every report states it, with this configuration's values."""
-    alpha = features.mcep_alpha if features.mcep_alpha is not None else pysptk.util.mcepalpha(sample_rate)
+    alpha = mcep_alpha(features.mcep_alpha, sample_rate)
     f, e = features, evaluate
     steps = [
         "Analyse the converted wav and the target speaker's wav of the same sentence with WORLD: Harvest F0 "

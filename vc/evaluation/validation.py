@@ -34,14 +34,13 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-import pysptk
 from torch import nn
 
 from vc.config import EvaluateConfig, FeaturesConfig
 from vc.corpus.selection import evaluation_plan
 from vc.evaluation.metrics import mcd, mcd_frames
 from vc.evaluation.recipe import RecipeAnalysis
-from vc.features.mcep import sp2mc
+from vc.features.mcep import mcep_alpha, sp2mc
 from vc.features.stats import FeatureStats
 from vc.features.world import load_features
 from vc.stargan.store import generator_spectra
@@ -91,8 +90,7 @@ class ValidationScorer:
         self.features = features
         self.threshold = evaluate.power_threshold_db
         self._baselines: dict[str, float] | None = None
-        rate = stats.codec.sample_rate
-        self.alpha = features.mcep_alpha if features.mcep_alpha is not None else pysptk.util.mcepalpha(rate)
+        self.alpha = mcep_alpha(features.mcep_alpha, stats.codec.sample_rate)
 
     # ------------------------------------------------------------------------------------------ build
     @classmethod

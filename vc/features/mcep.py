@@ -23,7 +23,13 @@ from functools import lru_cache
 import numpy as np
 import pysptk
 
-__all__ = ["mc2sp", "sp2mc"]
+__all__ = ["mc2sp", "mcep_alpha", "sp2mc"]
+
+
+def mcep_alpha(alpha: float | None, sample_rate: int) -> float:
+    """The all-pass constant of the frequency warping: ``alpha`` where set (``features.mcep_alpha``), else
+    :func:`pysptk.util.mcepalpha` of the sample rate (0.455 at 22,050 Hz, 0.41 at 16 kHz: the mel scale)."""
+    return alpha if alpha is not None else pysptk.util.mcepalpha(sample_rate)
 
 
 @lru_cache(maxsize=8)

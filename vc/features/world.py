@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pysptk
 import pyworld as pw
 
 from vc.config import FeaturesConfig
-from vc.features.mcep import mc2sp, sp2mc
+from vc.features.mcep import mc2sp, mcep_alpha, sp2mc
 from vc.io import save_npz
 
 __all__ = ["SpectralCodec", "WorldFeatures", "analyze", "load_features", "synthesize"]
@@ -40,7 +39,7 @@ class SpectralCodec:
     @classmethod
     def from_config(cls, cfg: FeaturesConfig, sample_rate: int) -> SpectralCodec:
         fft_size = pw.get_cheaptrick_fft_size(sample_rate, cfg.f0_floor)
-        alpha = cfg.mcep_alpha if cfg.mcep_alpha is not None else pysptk.util.mcepalpha(sample_rate)
+        alpha = mcep_alpha(cfg.mcep_alpha, sample_rate)
         return cls(
             cfg.spectral, sample_rate, fft_size, cfg.dim, float(alpha) if cfg.spectral == "mcep" else 0.0
         )
