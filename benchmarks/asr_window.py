@@ -6,12 +6,13 @@
 faster-whisper pads every clip's log-mel to Whisper's 30 s encoder window (3,000 frames of 10 ms); a 3 s
 clip pays for ten times its length. CTranslate2's Whisper accepts a shorter encoder input. This re-transcribes
 the committed run's converted wavs (the first seed of each experiment, and the baselines' and natural
-recordings' wavs) with the pipeline's decoding (bundled tiny.en, int8, beam 5, temperature 0, no timestamps,
-0.3 s of silence padded at both ends) from a window of ``max(N, clip)`` frames, the clip's log-mel padded with
-zeros as faster-whisper pads to 30 s, and faster-whisper's rule that drops a likely silent, low-confidence
-segment; it prints, per system, the mean CER from the window against the mean
-the pipeline scored (``scores.csv``, ``naturals.csv``), how many transcripts changed, and the seconds per
-utterance. One process, one thread. It reads outputs only; nothing is written.
+recordings' wavs) with the reference decoding (bundled tiny.en, CTranslate2 int8 throughout, beam 5,
+temperature 0, no timestamps, 0.3 s of silence padded at both ends) from a window of ``max(N, clip)`` frames,
+the clip's log-mel padded with zeros as faster-whisper pads to 30 s, and faster-whisper's rule that drops a
+likely silent, low-confidence segment; it prints, per system, the mean CER from the window against the mean
+the pipeline scored (``scores.csv``, ``naturals.csv``; with ``evaluate.asr.encoder: ctranslate2``), how many
+transcripts changed, and the seconds per utterance. One process, one thread. It reads outputs only; nothing
+is written.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ class WindowedWhisper:
         from faster_whisper.tokenizer import Tokenizer
         from faster_whisper.transcribe import get_suppressed_tokens
 
-        self.asr = intelligibility.load_asr(None, "int8", threads)
+        self.asr = intelligibility.load_asr(None, "int8", threads, "ctranslate2")
         tokenizer = Tokenizer(self.asr.hf_tokenizer, False, task="transcribe", language="en")
         self.tokenizer = tokenizer
         self.prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
@@ -100,8 +101,8 @@ def dropped_as_silence(result: Any) -> bool:
 
 def scored_systems(root: Path, column: str = "cer", only: list[str] | None = None) -> dict[str, pd.DataFrame]:
     """System name -> its scored items (``column``, ``asr_transcript``, ...) with ``text`` and the wav's
-    ``path``: the natural recordings, the baselines with wavs of their own, each experiment's first seed
-    (``only``: those named); a system that scored no ``column`` is left out.
+    ``path``: the natural recordings, the baselines with wavs of their own (each copy-synthesis wav once),
+    each experiment's first seed (``only``: those named); a system that scored no ``column`` is left out.
 
     Raises:
         SystemExit: nothing scored ``column`` there (``make repro`` has not run).
@@ -127,8 +128,12 @@ def scored_systems(root: Path, column: str = "cer", only: list[str] | None = Non
         # natural recordings: <speaker>/<utt>.wav; conversions: <source>__<target>/<utt>.wav
         folders = rows["speaker"] if "speaker" in rows else rows["source"] + "__" + rows["target"]
         paths = [wavs / folder / f"{utt}.wav" for folder, utt in zip(folders, rows["utt_id"], strict=True)]
+        if "target" in rows:  # copy synthesis: one wav per target and sentence, <target>/<utt>.wav
+            pairs = zip(paths, rows["target"], rows["utt_id"], strict=True)
+            paths = [path if path.is_file() else wavs / target / f"{utt}.wav" for path, target, utt in pairs]
         rows = rows.assign(path=paths, text=[text.get(u, "") for u in rows["utt_id"]])
         rows = rows[[path.is_file() for path in paths]]  # `source` has no wavs of its own
+        rows = rows.drop_duplicates("path")  # a copy-synthesis wav stands in every pair with its target
         if len(rows) and (not only or name in only):
             systems[name] = rows
     if not systems:

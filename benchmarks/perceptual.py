@@ -7,12 +7,15 @@
 Loads each model once (timed separately), then scores every file with each metric in this process, as the
 evaluation does, and prints the model load time, then (after one warm-up call each) the seconds per
 utterance and the real-time factor (seconds / seconds of audio). DNSMOS is timed with every 9.01 s window
-(the reference recipe) and with one window, on ``--dnsmos-runtime`` (default: the pipeline's).
+(the reference recipe) and with one window, on ``--dnsmos-runtime`` (default: the pipeline's). ASR is timed
+with each ``--asr-encoder`` given (default: CTranslate2's encoder, then the pipeline's PyTorch bfloat16 one),
+in the same process, and the transcripts of the first are compared with each other's.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -64,6 +67,12 @@ def _timed(name: str, fn: Callable[[], object], utterances: int, audio_seconds: 
     )
 
 
+def _load_asr(args: argparse.Namespace, encoder: str) -> object:
+    from vc.evaluation.perceptual import intelligibility
+
+    return intelligibility.load_asr(args.asr_model, args.compute_type, args.threads, encoder)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--wav-dir", default="data/corpus/wav", help="folder searched for .wav files")
@@ -72,6 +81,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1, help="threads per model (torch, CTranslate2, ONNX)")
     parser.add_argument("--asr-model", default=None, help="folder or faster-whisper name (default: bundled)")
     parser.add_argument("--compute-type", default="int8", help="CTranslate2 compute type for the ASR model")
+    parser.add_argument(
+        "--asr-encoder",
+        nargs="+",
+        default=["ctranslate2", "torch-bf16"],
+        choices=("ctranslate2", "torch-bf16", "torch-f32"),
+        help="what runs Whisper's encoder pass (evaluate.asr.encoder); each is timed",
+    )
     parser.add_argument(
         "--dnsmos-runtime",
         default="openvino-bf16",
@@ -94,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
 
     for name, load in (
         ("speaker encoder", speaker.load_encoder),
-        ("ASR", lambda: intelligibility.load_asr(args.asr_model, args.compute_type, args.threads)),
+        *((f"ASR ({encoder})", functools.partial(_load_asr, args, encoder)) for encoder in args.asr_encoder),
         ("DNSMOS", lambda: naturalness.load_dnsmos(None, args.threads, args.dnsmos_runtime)),
     ):
         start = time.perf_counter()
@@ -104,13 +120,22 @@ def main(argv: list[str] | None = None) -> None:
     # first calls build caches (mel filter banks, LSTM and ONNX kernels): keep them out of the timings
     speaker.embed_utterance(wavs[0], sr)
     asr = {"model": args.asr_model, "compute_type": args.compute_type, "cpu_threads": args.threads}
-    intelligibility.transcribe(wavs[0], sr, **asr)
+    for encoder in args.asr_encoder:
+        intelligibility.transcribe(wavs[0], sr, encoder=encoder, **asr)
     dnsmos = {"num_threads": args.threads, "runtime": args.dnsmos_runtime}
     naturalness.dnsmos(wavs[0], sr, max_windows=1, **dnsmos)
 
     _timed("speaker (batched)", lambda: speaker.embed_utterances(wavs, sr), n, audio)
     _timed("speaker (one at a time)", lambda: [speaker.embed_utterance(w, sr) for w in wavs], n, audio)
-    _timed("ASR transcribe", lambda: [intelligibility.transcribe(w, sr, **asr) for w in wavs], n, audio)
+    transcripts = {}
+    for encoder in args.asr_encoder:
+        texts = transcripts[encoder] = []
+        run = functools.partial(intelligibility.transcribe, sample_rate=sr, encoder=encoder, **asr)
+        _timed(f"ASR ({encoder})", lambda run=run, texts=texts: texts.extend(run(w) for w in wavs), n, audio)
+    first, *others = args.asr_encoder
+    for encoder in others:
+        same = sum(a == b for a, b in zip(transcripts[first], transcripts[encoder], strict=True))
+        log.info("ASR transcripts: %s equals %s on %d of %d utterances", encoder, first, same, n)
     _timed("DNSMOS (all windows)", lambda: naturalness.dnsmos_many(wavs, sr, **dnsmos), n, audio)
     one_window = {"max_windows": 1, **dnsmos}
     _timed("DNSMOS (max_windows=1)", lambda: naturalness.dnsmos_many(wavs, sr, **one_window), n, audio)

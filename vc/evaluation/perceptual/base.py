@@ -73,7 +73,7 @@ class PerceptualMetric(Protocol):
     def score_wav(
         self, wav: np.ndarray, sample_rate: int, reference_text: str, cfg: EvaluateConfig
     ) -> tuple[dict[str, Any], str]:
-        """Raw values of one mono wav ``(N,)`` and a note (``""``, or why a value is NaN)."""
+        """Raw values of one mono wav ``(N,)`` and a note (``""``, or why a value is NaN or set by a rule)."""
         ...
 
     def row(self, raw: Mapping[str, Any], ctx: RowContext, material: ReferenceMaterial) -> dict[str, Any]:

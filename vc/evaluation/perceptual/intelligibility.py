@@ -6,10 +6,20 @@ may instead name a model folder (any CTranslate2 Whisper conversion) or a faster
 as ``small.en``; a name is looked up in the local Hugging Face cache only (the hub is switched offline), so
 it must have been downloaded once beforehand.
 
+The encoder pass (faster-whisper pads every clip to Whisper's 30 s window, so it costs the same for every
+clip and is most of the ASR's time) runs by default in PyTorch from the same ``model.bin``, with bfloat16
+matrix products (:mod:`vc.evaluation.perceptual.whisper_encoder`); CTranslate2 decodes from its output.
+``encoder="ctranslate2"`` is faster-whisper unchanged.
+
 Decoding is deterministic: beam search (5 beams), temperature 0 with no temperature fallback (the fallback
-samples), no conditioning on previous text, no timestamps, no VAD filter, English. Each waveform is padded
-with ``pad_seconds`` of silence at both ends: prepared utterances are trimmed to start right at the first
-phone, and Whisper tends to drop a word that starts at sample 0.
+samples), no conditioning on previous text, no timestamps, no VAD filter, English. Without the fallback a
+decode that falls into a repetition loop ("let me see him, let me see him, ..." to the 448-token limit) is
+kept, and its CER (unbounded: insertions count) would outweigh dozens of utterances in a system's mean; so
+a transcript that fails Whisper's own test for such a loop (zlib compression ratio above
+``max_compression_ratio``, 2.4) scores CER = WER = 1, as an empty transcript does, with a note.
+
+Each waveform is padded with ``pad_seconds`` of silence at both ends: prepared utterances are trimmed to
+start right at the first phone, and Whisper tends to drop a word that starts at sample 0.
 
 Text normalisation (:func:`normalize_text`) is applied to both sides before scoring: Unicode NFKC,
 lowercase, dashes and slashes become spaces, other punctuation is removed unless it sits between two digits
@@ -24,13 +34,15 @@ import logging
 import os
 import re
 import unicodedata
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 import numpy as np
 
-from vc.config import EvaluateConfig
+from vc.config import AsrConfig, AsrEncoder, EvaluateConfig
+from vc.errors import InputError
 from vc.evaluation.perceptual.base import SimpleMetric
 from vc.evaluation.perceptual.common import (
     MODEL_SAMPLE_RATE,
@@ -49,9 +61,13 @@ if TYPE_CHECKING:
 __all__ = [
     "ASR_KEYS",
     "BUNDLED_MODEL",
+    "DEFAULT_ENCODER",
+    "ENCODERS",
+    "MAX_COMPRESSION_RATIO",
     "METRIC",
     "IntelligibilityMetric",
     "asr_provenance",
+    "compression_ratio",
     "error_rates",
     "intelligibility_scores",
     "load_asr",
@@ -66,6 +82,23 @@ log = logging.getLogger(__name__)
 BUNDLED_MODEL: str = "bundled:tiny.en"
 #: Keys of :func:`error_rates` (besides ``note``).
 ASR_KEYS: tuple[str, ...] = ("cer", "wer")
+#: ``evaluate.asr.encoder`` values, and the default: what runs Whisper's encoder pass.
+ENCODERS: tuple[str, ...] = get_args(AsrEncoder)
+DEFAULT_ENCODER: AsrEncoder = AsrConfig.model_fields["encoder"].default
+#: ``evaluate.asr.max_compression_ratio``'s default: Whisper's own threshold for a failed decode.
+MAX_COMPRESSION_RATIO: float = AsrConfig.model_fields["max_compression_ratio"].default
+#: How the provenance and the recipe name each encoder.
+_ENCODER_WORDS: dict[str, str] = {
+    "ctranslate2": "CTranslate2 {compute_type}",
+    "torch-bf16": "PyTorch from model.bin, bfloat16 products (residual stream and norms in float32)",
+    "torch-f32": "PyTorch from model.bin, float32",
+}
+
+
+def _encoder_words(cfg: AsrConfig) -> str:
+    return _ENCODER_WORDS[cfg.encoder].format(compute_type=cfg.compute_type)
+
+
 #: Shorter input gets NaN: Whisper hallucinates on a few samples.
 MIN_SECONDS: float = 0.2
 
@@ -100,7 +133,12 @@ def resolve_asr_model(model: str | os.PathLike[str] | None = None) -> str:
     return text
 
 
-def load_asr(model: str | None = None, compute_type: str = "int8", cpu_threads: int = 1) -> Any:
+def load_asr(
+    model: str | None = None,
+    compute_type: str = "int8",
+    cpu_threads: int = 1,
+    encoder: AsrEncoder = DEFAULT_ENCODER,
+) -> Any:
     """faster-whisper ``WhisperModel`` on CPU, loaded once per process per settings.
 
     Args:
@@ -109,21 +147,59 @@ def load_asr(model: str | None = None, compute_type: str = "int8", cpu_threads: 
             ``float32`` for tiny.en, its transcripts differing by a word here and there on the hardest
             eSpeak NG voice. Keep it fixed across the systems being compared.
         cpu_threads: intra-op threads (the evaluation runs on 2 cores: keep 1 per process).
+        encoder: what runs the encoder pass (``evaluate.asr.encoder``): ``ctranslate2`` (in
+            ``compute_type``), or ``torch-bf16`` / ``torch-f32``: PyTorch from the same ``model.bin``
+            (:mod:`vc.evaluation.perceptual.whisper_encoder`), CTranslate2 decoding from its output.
 
     Raises:
         MissingExtraError: faster-whisper (or the bundled model package) is not installed.
         FileNotFoundError: a model path does not exist.
         RuntimeError: a model name that is not in the local cache (nothing is downloaded).
+        ValueError: ``encoder`` is not one of :data:`ENCODERS`.
+        ModelFileError: a PyTorch encoder was asked for and ``model.bin`` has no float encoder weights.
     """
+    if encoder not in ENCODERS:
+        raise ValueError(f"evaluate.asr.encoder: {encoder!r} is not one of {', '.join(ENCODERS)}")
     enable_offline()
-    return _load_asr(resolve_asr_model(model), compute_type, cpu_threads)
+    return _load_asr(resolve_asr_model(model), compute_type, cpu_threads, encoder)
 
 
 @functools.lru_cache(maxsize=2)
-def _load_asr(resolved: str, compute_type: str, cpu_threads: int) -> Any:
+def _whisper_class(encoder: str) -> type:
+    """faster-whisper's ``WhisperModel``, or a subclass whose encoder pass runs in PyTorch."""
     faster_whisper = require("faster_whisper", "faster-whisper")
+    if encoder == "ctranslate2":
+        return faster_whisper.WhisperModel
+    import ctranslate2
+    import torch
+
+    from vc.evaluation.perceptual.whisper_encoder import load_encoder
+
+    precision = encoder.removeprefix("torch-")
+
+    class TorchEncodedWhisper(faster_whisper.WhisperModel):
+        """``encode`` runs Whisper's encoder in PyTorch (``precision``); the rest is faster-whisper's."""
+
+        def __init__(self, model_dir: str, **kwargs: Any) -> None:
+            super().__init__(model_dir, **kwargs)
+            if not Path(model_dir).is_dir():  # a name: the folder faster-whisper found in the local cache
+                model_dir = faster_whisper.download_model(model_dir, local_files_only=True)
+            self.encoder = load_encoder(str(model_dir), precision)
+
+        def encode(self, features: np.ndarray) -> Any:
+            """Log-mel ``(n_mels, 3000)`` or ``(B, n_mels, 3000)`` -> encoder output ``(B, 1500, d)``."""
+            mel = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
+            out = self.encoder(mel if mel.dim() == 3 else mel.unsqueeze(0))
+            return ctranslate2.StorageView.from_array(out.numpy())
+
+    return TorchEncodedWhisper
+
+
+@functools.lru_cache(maxsize=4)  # a process uses one setting; benchmarks.asr_encoder compares three
+def _load_asr(resolved: str, compute_type: str, cpu_threads: int, encoder: str) -> Any:
+    whisper = _whisper_class(encoder)
     try:
-        asr = faster_whisper.WhisperModel(
+        asr = whisper(
             resolved,
             device="cpu",
             compute_type=compute_type,
@@ -131,14 +207,14 @@ def _load_asr(resolved: str, compute_type: str, cpu_threads: int) -> Any:
             local_files_only=True,
         )
     except Exception as err:  # the hub's errors for a name missing from the cache vary by version
-        if Path(resolved).is_dir():
+        if Path(resolved).is_dir() or isinstance(err, InputError):  # InputError: the encoder's model.bin
             raise
         raise RuntimeError(
             f"ASR model {resolved!r} is not a folder and is not in the local Hugging Face cache; runs are "
             f"offline, so download it once beforehand or give a model folder ({type(err).__name__}: {err})"
         ) from err
     version = package_version("faster-whisper")
-    log.info("ASR: faster-whisper %s, model %s (%s)", version, resolved, compute_type)
+    log.info("ASR: faster-whisper %s, model %s (%s; encoder %s)", version, resolved, compute_type, encoder)
     return asr
 
 
@@ -164,6 +240,7 @@ def transcribe(
     model: str | None = None,
     compute_type: str = "int8",
     cpu_threads: int = 1,
+    encoder: AsrEncoder = DEFAULT_ENCODER,
     beam_size: int = 5,
     pad_seconds: float = 0.3,
     language: str | None = "en",
@@ -173,7 +250,7 @@ def transcribe(
     Args:
         wav: waveform ``(N,)`` in [-1, 1] at ``sample_rate`` (resampled to 16 kHz here).
         sample_rate: its rate in Hz.
-        model, compute_type, cpu_threads: see :func:`load_asr`.
+        model, compute_type, cpu_threads, encoder: see :func:`load_asr`.
         beam_size: beam width (temperature 0, no fallback: deterministic).
         pad_seconds: silence added at both ends before decoding.
         language: spoken language; ignored by English-only models.
@@ -188,7 +265,7 @@ def transcribe(
         return ""
     return _decode(
         wav16,
-        load_asr(model, compute_type, cpu_threads),
+        load_asr(model, compute_type, cpu_threads, encoder),
         beam_size=beam_size,
         pad_seconds=pad_seconds,
         language=language,
@@ -228,11 +305,26 @@ def normalize_text(text: str) -> str:
     return _SPACES.sub(" ", "".join(kept)).strip()
 
 
-def error_rates(reference_text: str, hypothesis: str) -> dict[str, Any]:
+def compression_ratio(text: str) -> float:
+    """UTF-8 bytes of ``text`` over the bytes of their zlib compression (0 for ``""``).
+
+    Whisper's test for a decode caught in a repetition loop: a transcript that repeats itself compresses
+    well. A sentence-length transcript scores about 1 (zlib's header outweighs its savings); the committed
+    run's highest, a phrase said three times, 2.1.
+    """
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+def error_rates(
+    reference_text: str, hypothesis: str, max_compression_ratio: float | None = MAX_COMPRESSION_RATIO
+) -> dict[str, Any]:
     """CER and WER of ``hypothesis`` against ``reference_text``, both normalised by :func:`normalize_text`.
 
     CER counts characters including the spaces between words (jiwer's ``cer``). Both rates can exceed 1
-    when the hypothesis has many insertions. An empty hypothesis scores 1.0 (everything deleted).
+    when the hypothesis has many insertions. An empty hypothesis scores 1.0 (everything deleted), and so
+    does a failed decode: a hypothesis (as Whisper wrote it) whose :func:`compression_ratio` exceeds
+    ``max_compression_ratio`` (None: no such test), with a note.
 
     Returns:
         ``{"cer": float, "wer": float, "note": str}``; NaN with a note when the normalised reference is
@@ -245,6 +337,13 @@ def error_rates(reference_text: str, hypothesis: str) -> dict[str, Any]:
         return nan_scores(ASR_KEYS, f"empty reference text ({reference_text!r})")
     if not hyp:
         return {"cer": 1.0, "wer": 1.0, "note": ""}
+    ratio = compression_ratio(hypothesis)
+    if max_compression_ratio is not None and ratio > max_compression_ratio:
+        note = (
+            f"failed ASR decode (transcript compression ratio {ratio:.2f} > {max_compression_ratio:g}, a "
+            "repetition loop): CER = WER = 1, as an empty transcript"
+        )
+        return {"cer": 1.0, "wer": 1.0, "note": note}
     return {"cer": float(jiwer.cer(reference, hyp)), "wer": float(jiwer.wer(reference, hyp)), "note": ""}
 
 
@@ -256,22 +355,25 @@ def intelligibility_scores(
     model: str | None = None,
     compute_type: str = "int8",
     cpu_threads: int = 1,
+    encoder: AsrEncoder = DEFAULT_ENCODER,
     beam_size: int = 5,
     pad_seconds: float = 0.3,
     language: str | None = "en",
+    max_compression_ratio: float | None = MAX_COMPRESSION_RATIO,
 ) -> dict[str, Any]:
     """Transcribe, then :func:`error_rates`: ``cer``, ``wer``, ``hypothesis`` and ``note``.
 
     Empty, silent, NaN or too-short input gives NaN rates, an empty hypothesis and the reason in ``note``.
-    The keyword arguments are those of :func:`transcribe`. ``reference_text`` is the sentence's text, or
+    ``max_compression_ratio`` is :func:`error_rates`'s; the other keyword arguments are those of
+    :func:`transcribe`. ``reference_text`` is the sentence's text, or
     (for a corpus without texts) the transcript of the source recording.
     """
     wav16, note = prepare_audio(wav, sample_rate, min_seconds=MIN_SECONDS)
     if wav16 is None:
         return nan_scores(ASR_KEYS, note, hypothesis="")
-    asr = load_asr(model, compute_type, cpu_threads)
+    asr = load_asr(model, compute_type, cpu_threads, encoder)
     hypothesis = _decode(wav16, asr, beam_size=beam_size, pad_seconds=pad_seconds, language=language)
-    return {**error_rates(reference_text, hypothesis), "hypothesis": hypothesis}
+    return {**error_rates(reference_text, hypothesis, max_compression_ratio), "hypothesis": hypothesis}
 
 
 class IntelligibilityMetric(SimpleMetric):
@@ -289,10 +391,16 @@ class IntelligibilityMetric(SimpleMetric):
     def provenance(self, cfg: EvaluateConfig) -> dict[str, str]:
         model = None if cfg.asr.model == BUNDLED_MODEL else cfg.asr.model
         if model is not None and not Path(resolve_asr_model(model)).is_dir():
-            load_asr(model, cfg.asr.compute_type, 1)  # a name: it must be in the local cache
+            load_asr(model, cfg.asr.compute_type, 1, cfg.asr.encoder)  # a name: it must be in the cache
+        elif cfg.asr.encoder != "ctranslate2":  # the encoder's weights must be readable before any run
+            from vc.evaluation.perceptual.whisper_encoder import load_encoder
+
+            load_encoder(resolve_asr_model(model), cfg.asr.encoder.removeprefix("torch-"))
         return {
             **asr_provenance(model),
             "compute_type": cfg.asr.compute_type,
+            "encoder": _encoder_words(cfg.asr)
+            + ("" if cfg.asr.encoder == "ctranslate2" else f" (torch {package_version('torch')})"),
             "beam_size": str(cfg.asr.beam_size),
         }
 
@@ -303,9 +411,18 @@ class IntelligibilityMetric(SimpleMetric):
             else f"`{cfg.asr.model}`"
         )
         return (
-            f"Intelligibility: {model} (faster-whisper, CTranslate2 {cfg.asr.compute_type} on CPU), language "
-            f"{cfg.asr.language or 'auto'}, beam {cfg.asr.beam_size}, temperature 0 without fallback, no "
-            "conditioning on previous text, 0.3 s of silence padded at both ends. Transcript and reference "
+            f"Intelligibility: {model} (faster-whisper, CTranslate2 {cfg.asr.compute_type} on CPU; the "
+            f"encoder pass: {_encoder_words(cfg.asr)}), language {cfg.asr.language or 'auto'}, "
+            f"beam {cfg.asr.beam_size}, temperature 0 without fallback, no "
+            "conditioning on previous text, 0.3 s of silence padded at both ends. "
+            + (
+                f"A transcript whose zlib compression ratio exceeds {cfg.asr.max_compression_ratio:g} "
+                "(Whisper's test for a repetition loop) is a failed decode and scores CER = WER = 1, as an "
+                "empty transcript, with a note. "
+                if cfg.asr.max_compression_ratio is not None
+                else ""
+            )
+            + "Transcript and reference "
             "normalised (NFKC, lowercase, punctuation removed except between digits, numbers not spelled "
             "out); CER (characters, spaces included) and WER by jiwer against the sentence text, or without "
             "one against the ASR transcript of the recording the utterance was made from. The natural "
@@ -322,8 +439,10 @@ class IntelligibilityMetric(SimpleMetric):
             model=None if cfg.asr.model == BUNDLED_MODEL else cfg.asr.model,
             compute_type=cfg.asr.compute_type,
             cpu_threads=1,
+            encoder=cfg.asr.encoder,
             beam_size=cfg.asr.beam_size,
             language=cfg.asr.language,
+            max_compression_ratio=cfg.asr.max_compression_ratio,
         )
         note = asr["note"]
         if not reference_text.strip() and asr["hypothesis"]:

@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from vc.config import EvaluateConfig
+from vc.errors import InputError
 from vc.evaluation.perceptual import missing_packages
 from vc.evaluation.perceptual.groups import GROUPS
 from vc.evaluation.perceptual.offline import enable_offline
@@ -77,7 +78,7 @@ def _provenance(metrics: Sequence[str], cfg: EvaluateConfig) -> dict[str, dict[s
         group = GROUPS[name]
         try:
             out[name] = group.provenance(cfg)
-        except (FileNotFoundError, RuntimeError) as err:
+        except (FileNotFoundError, RuntimeError, InputError) as err:  # InputError: a model file's content
             raise MaterialError(f"params key '{group.params_key}': {err}") from None
     return out
 
