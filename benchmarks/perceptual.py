@@ -20,9 +20,11 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 
+from vc.config import AsrEncoder
 from vc.io import read_audio
 
 log = logging.getLogger("benchmarks.perceptual")
@@ -85,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
         "--asr-encoder",
         nargs="+",
         default=["ctranslate2", "torch-bf16"],
-        choices=("ctranslate2", "torch-bf16", "torch-f32"),
+        choices=get_args(AsrEncoder),
         help="what runs Whisper's encoder pass (evaluate.asr.encoder); each is timed",
     )
     parser.add_argument(

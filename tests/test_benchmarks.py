@@ -1,15 +1,19 @@
 """The benchmarks' own logic: asr_batch's packing gives timestamped segments back to the clips they were
-spoken in; train_step --set changes the experiment it times and names a key it does not know."""
+spoken in; asr_window finds every system's wavs; train_step --set changes the experiment it times and names a
+key it does not know."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
+import pandas as pd
 import pytest
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT))
 from benchmarks.asr_batch import BatchedWhisper, _nearest
+from benchmarks.asr_window import scored_systems
 from benchmarks.train_step import build_experiment, parse_args
 from vc.configlib import ConfigError
 
@@ -79,3 +83,43 @@ def test_train_step_set_names_an_unknown_key() -> None:
     )
     with pytest.raises(ConfigError, match=r"'model\.generator\.chanels'"):
         build_experiment(args)
+
+
+def test_scored_systems_finds_each_wav_once(tmp_path: Path) -> None:
+    """Conversions under ``<source>__<target>/``, copy synthesis once per target and sentence under
+    ``<target>/``, natural recordings under ``<speaker>/``; a system without wavs (``source``) is left out."""
+    (tmp_path / "data/corpus").mkdir(parents=True)
+    pd.DataFrame({"utt_id": ["s1", "s2"], "text": ["one", "two"]}).to_csv(
+        tmp_path / "data/corpus/manifest.csv", index=False
+    )
+    pairs = pd.DataFrame(
+        {"source": ["a", "c", "a"], "target": ["b", "b", "b"], "utt_id": ["s1", "s1", "s2"], "cer": 0.1}
+    )
+    naturals = pd.DataFrame({"speaker": ["b"], "utt_id": ["s1"], "cer": 0.0})
+    scores = {
+        "eval/baselines/copy-synthesis/scores.csv": pairs,
+        "eval/baselines/mean-var/scores.csv": pairs,
+        "eval/baselines/source/scores.csv": pairs,
+        "eval/experiments/x/seed-0/scores.csv": pairs,
+        "eval/references/perceptual/naturals.csv": naturals,
+    }
+    for path, table in scores.items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(tmp_path / path, index=False)
+    wavs = [
+        "converted/baselines/copy-synthesis/b/s1.wav",
+        "converted/baselines/copy-synthesis/b/s2.wav",
+        *(f"converted/baselines/mean-var/{p}" for p in ("a__b/s1.wav", "c__b/s1.wav", "a__b/s2.wav")),
+        *(f"converted/experiments/x/seed-0/{p}" for p in ("a__b/s1.wav", "c__b/s1.wav", "a__b/s2.wav")),
+        "data/corpus/wav/b/s1.wav",
+    ]
+    for wav in wavs:
+        (tmp_path / wav).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / wav).touch()
+    systems = scored_systems(tmp_path)
+    assert sorted(systems) == ["copy-synthesis", "mean-var", "natural recordings", "x"]
+    found = {name: sorted(str(p.relative_to(tmp_path)) for p in t["path"]) for name, t in systems.items()}
+    assert found["copy-synthesis"] == wavs[:2]
+    assert found["mean-var"] == sorted(wavs[2:5]) and found["x"] == sorted(wavs[5:8])
+    assert found["natural recordings"] == [wavs[8]]
+    assert systems["copy-synthesis"]["text"].tolist() == ["one", "two"]
