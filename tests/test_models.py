@@ -12,7 +12,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from vc.config import DiscriminatorConfig, GeneratorConfig, ModelConfig
-from vc.stargan.layers import CodeConcatConv, ConditionalInstanceNorm, PixelShuffle1d, ThinConv2d
+from vc.stargan import layers
+from vc.stargan.layers import (
+    CodeConcatConv,
+    ConditionalInstanceNorm,
+    InstanceNorm,
+    PixelShuffle1d,
+    PixelShuffle2d,
+    ThinConv2d,
+)
 from vc.stargan.networks import Discriminator, DomainClassifier, Generator, build_models
 
 NUM_SPEAKERS = 3
@@ -253,6 +261,65 @@ def test_pixel_shuffle_1d_order() -> None:
     for c in range(2):
         for i in range(3):
             assert torch.equal(y[:, c, i::3], x[:, c * 3 + i])
+
+
+@pytest.mark.parametrize("shape", [(3, 5, 7), (3, 5, 6, 7)])
+def test_instance_norm_is_torchs(shape: tuple[int, ...]) -> None:
+    """The group-norm route gives torch's affine instance norm: parameters, state-dict keys, output and
+    every gradient."""
+    torch.manual_seed(0)
+    ours = InstanceNorm(shape[1])
+    theirs = (nn.InstanceNorm1d if len(shape) == 3 else nn.InstanceNorm2d)(shape[1], affine=True)
+    assert ours.state_dict().keys() == theirs.state_dict().keys()
+    torch.testing.assert_close(ours.state_dict(), theirs.state_dict())  # weight 1, bias 0 at first
+    with torch.no_grad():
+        ours.weight.normal_()
+        ours.bias.normal_()
+    theirs.load_state_dict(ours.state_dict())
+    x1 = (3 * torch.randn(shape) + 1).requires_grad_()
+    x2 = x1.detach().clone().requires_grad_()
+    y1, y2 = ours(x1), theirs(x2)
+    torch.testing.assert_close(y1, y2)
+    grad = torch.randn(shape)
+    y1.backward(grad)
+    y2.backward(grad)
+    torch.testing.assert_close(x1.grad, x2.grad)
+    torch.testing.assert_close(ours.weight.grad, theirs.weight.grad)
+    torch.testing.assert_close(ours.bias.grad, theirs.bias.grad)
+
+
+def test_pixel_shuffle_2d_is_torchs() -> None:
+    x1 = torch.randn(2, 12, 3, 5, requires_grad=True)
+    x2 = x1.detach().clone().requires_grad_()
+    y1, y2 = PixelShuffle2d(2)(x1), nn.PixelShuffle(2)(x2)
+    assert y1.shape == (2, 3, 6, 10)
+    assert torch.equal(y1, y2)
+    grad = torch.randn_like(y1)
+    y1.backward(grad)
+    y2.backward(grad)
+    assert torch.equal(x1.grad, x2.grad)
+
+
+@pytest.mark.parametrize("amx", [True, False])
+def test_thin_conv_in_bfloat16_takes_the_tiles_where_there_are_some(amx: bool, monkeypatch) -> None:
+    """Under bf16 autocast on a CPU with AMX tiles the layer is the plain bf16 convolution (bit for bit);
+    without tiles it is the fp32 FFT route, within bf16 rounding of it; in fp32 the FFTs either way."""
+    monkeypatch.setattr(layers, "has_amx_tiles", lambda: amx)
+    torch.manual_seed(0)
+    thin = ThinConv2d(8, 1, (5, 15), padding=(2, 7))
+    plain = nn.Conv2d(8, 1, (5, 15), padding=(2, 7))
+    plain.load_state_dict(thin.state_dict())
+    x = torch.randn(2, 8, 9, 20)
+    with torch.no_grad(), torch.autocast("cpu", torch.bfloat16):
+        y, expected = thin(x), plain(x)
+    assert y.dtype == (torch.bfloat16 if amx else torch.float32)
+    if amx:
+        assert torch.equal(y, expected)
+    else:
+        torch.testing.assert_close(y, expected.float(), atol=0.05, rtol=0.02)
+    with torch.no_grad():
+        assert thin(x).dtype == torch.float32
+        torch.testing.assert_close(thin(x), plain(x), atol=1e-5, rtol=1e-4)
 
 
 @pytest.mark.parametrize(("out_channels", "kernel"), [(1, (5, 15)), (2, (3, 3)), (1, (1, 5))])
