@@ -227,6 +227,23 @@ def test_cuda_smoke_bf16_training_resumes_on_the_cpu(tmp_path: Path) -> None:
     assert state.step == 12 and all(np.isfinite(v) for v in state.history[-1].values())
 
 
+def test_adam_is_the_fused_update_of_the_per_tensor_one(tmp_path: Path) -> None:
+    """G's and D's Adam are torch's fused kernel, and it updates as the per-tensor Adam does."""
+    trainer = Trainer(make_exp(), make_bank(), tmp_path, progress=False)
+    for opt in trainer.state.optimizers().values():
+        assert opt.defaults["fused"] is True
+    params = [p.detach().clone().requires_grad_() for p in trainer.state.generator.parameters()]
+    reference = torch.optim.Adam(params, **{k: trainer.state.opt_g.defaults[k] for k in ("lr", "betas")})
+    for _ in range(3):
+        for mine, theirs in zip(trainer.state.generator.parameters(), params, strict=True):
+            mine.grad = torch.randn_like(mine)
+            theirs.grad = mine.grad.clone()
+        trainer.state.opt_g.step()
+        reference.step()
+    for mine, theirs in zip(trainer.state.generator.parameters(), params, strict=True):
+        torch.testing.assert_close(mine.detach(), theirs.detach())
+
+
 def test_learning_rate_decays_linearly_from_decay_start(tmp_path: Path) -> None:
     trainer = Trainer(
         make_exp(iterations=10, optimizer={"decay_start": 5, "lr_g": 2e-4}, log_every=1),
