@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import atexit
+import contextlib
 import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import NoReturn
 
 from vc import cost
 from vc.config import Params, load_params_file
@@ -18,6 +22,7 @@ from vc.io import write_text
 
 __all__ = [
     "add_common_args",
+    "exit_process",
     "read_params",
     "relaunch_with_torchrun_if_asked",
     "repo_root",
@@ -68,12 +73,42 @@ def run(
     for noisy in ("matplotlib", "PIL", "numba", "urllib3", "alembic", "git", "faster_whisper"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     stage = os.environ.get("DVC_STAGE") or getattr(main, "__module__", "stage").rsplit(".", 1)[-1]
+    # A stage started as `python -m pipeline.<stage>` defines `main` in `__main__`; a test that calls run()
+    # in its own process does not, and keeps its interpreter.
+    as_script = getattr(main, "__module__", None) == "__main__"
     try:
         with cost.record(stage, cost.cost_path(args.cost)):
             main(args)
     except InputError as err:
         log.error("%s", err)
+        if as_script:
+            exit_process(2)
         sys.exit(2)
+    if as_script:
+        exit_process(0)
+
+
+def exit_process(code: int) -> NoReturn:
+    """End a finished stage's process without Python's interpreter teardown.
+
+    What a normal exit does, in its order: join the threads that are not daemons (and whatever
+    ``threading`` was asked to run before that), run the ``atexit`` handlers (MLflow, multiprocessing,
+    logging), flush stdout and stderr; then ``os._exit``. What it skips is the teardown of every imported
+    module, which frees nothing the operating system would not, and costs a stage that imported torch,
+    scipy and MLflow about 1 s (0.6 s for the imports alone; 1.1 s after a training), once per stage and
+    ~55 times per ``make repro``. The outputs are closed files by then (:mod:`vc.io` writes them
+    atomically), and the cost file is written. On an interpreter without the two hooks, a normal exit.
+    """
+    shutdown_threads = getattr(threading, "_shutdown", None)
+    run_exitfuncs = getattr(atexit, "_run_exitfuncs", None)
+    if shutdown_threads is None or run_exitfuncs is None:
+        sys.exit(code)
+    shutdown_threads()
+    run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 def stop_with_parent() -> None:

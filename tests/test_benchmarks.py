@@ -123,3 +123,14 @@ def test_scored_systems_finds_each_wav_once(tmp_path: Path) -> None:
     assert found["mean-var"] == sorted(wavs[2:5]) and found["x"] == sorted(wavs[5:8])
     assert found["natural recordings"] == [wavs[8]]
     assert systems["copy-synthesis"]["text"].tolist() == ["one", "two"]
+
+
+def test_stage_overhead_times_a_stage_import_and_both_exits(tmp_path: Path) -> None:
+    from benchmarks.stage_overhead import stage_rows, yaml_seconds
+
+    [(stage, imported, normal, fast)] = stage_rows(["ratings"], repeats=1)
+    assert stage == "ratings" and imported > 0 and normal >= 0 and fast >= 0
+    lock = tmp_path / "dvc.lock"
+    lock.write_text("schema: '2.0'\nstages:\n  a:\n    cmd: true\n")
+    parser, seconds = yaml_seconds(lock, repeats=2)
+    assert parser in ("C (ruamel.yaml.clib)", "pure Python") and seconds > 0

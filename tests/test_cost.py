@@ -6,6 +6,8 @@ import argparse
 import json
 import os
 import stat
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -109,6 +111,75 @@ def test_every_stage_records_its_cost_under_dvc(monkeypatch: pytest.MonkeyPatch,
     run(main, argparse.ArgumentParser(), [])
     data = json.loads((tmp_path / "costs" / "features.json").read_text())
     assert data["stage"] == "features" and data["phases"][0]["count"] == 3
+
+
+_STAGE_SCRIPT = """
+import argparse, atexit, sys, threading, time
+from pathlib import Path
+from pipeline.common import run
+from vc.errors import InputError
+
+out = Path(sys.argv[1])
+
+
+class Teardown:
+    def __del__(self):  # runs in the interpreter's teardown, which a finished stage skips
+        (out / "teardown").write_text("ran")
+
+
+kept = Teardown()
+
+
+def late_writer():
+    time.sleep(0.3)
+    (out / "thread").write_text("joined")
+
+
+def main(args):
+    threading.Thread(target=late_writer).start()  # not a daemon: the exit waits for it
+    atexit.register(lambda: (out / "atexit").write_text("ran"))
+    print("unflushed", end="")
+    if args.fail:
+        raise InputError("bad input, said once")
+
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--fail", action="store_true")
+run(main, parser, sys.argv[2:])
+"""
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_a_stage_process_exits_like_python_without_the_teardown(tmp_path: Path, fail: bool) -> None:
+    script = tmp_path / "stage.py"
+    script.write_text(_STAGE_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "DVC_ROOT": str(tmp_path)}
+    env.pop("DVC_STAGE", None)
+    res = subprocess.run(
+        [sys.executable, str(script), str(tmp_path), *(["--fail"] if fail else [])],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=120,
+    )
+    assert res.returncode == (2 if fail else 0), res.stderr
+    assert res.stdout == "unflushed"  # stdout flushed
+    assert (tmp_path / "thread").read_text() == "joined"  # non-daemon threads joined
+    assert (tmp_path / "atexit").read_text() == "ran"  # atexit handlers run
+    assert not (tmp_path / "teardown").exists()  # the module teardown skipped
+    assert ("bad input, said once" in res.stderr) == fail
+
+
+def test_run_called_in_a_process_leaves_it_running(tmp_path: Path) -> None:
+    """run() from a test (main defined outside __main__) returns instead of ending the process."""
+    ran: list[argparse.Namespace] = []
+
+    def main(args: argparse.Namespace) -> None:
+        ran.append(args)
+
+    run(main, argparse.ArgumentParser(), [])
+    assert len(ran) == 1
 
 
 def _cost_file(folder: Path, stage: str, wall: float, phases: list, work: list, cpu: str = "CPU A") -> None:

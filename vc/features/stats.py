@@ -18,7 +18,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from sklearn.preprocessing import StandardScaler
 
 from vc.config import FeatureKind, FeaturesConfig
 from vc.errors import InputError
@@ -147,6 +146,10 @@ class _Scalers:
 
 def _fit_scalers(matrices: dict[str, list[np.ndarray]], scaler: str, dim: int, what: str) -> _Scalers:
     """StandardScalers over ``{speaker: [(T, D), ...]}``: the chosen normalisation and per-speaker moments."""
+    # Imported here: scikit-learn (0.7 s with the scipy.stats it loads) is needed to fit, not by every stage
+    # that reads the statistics (convert, train, the report).
+    from sklearn.preprocessing import StandardScaler
+
     glob = StandardScaler()
     per_speaker = []
     for spk, mats in matrices.items():

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from scipy.signal.windows import hann
 
 __all__ = ["modulation_spectrum", "msd"]
 
@@ -34,6 +33,10 @@ def modulation_spectrum(mcep: np.ndarray, fft_size: int = 64, *, power_floor: fl
     Raises:
         ValueError: when ``mcep`` is not 2-D or empty, or ``fft_size < 2``.
     """
+    # Imported here: scipy.signal loads scipy.stats (0.4 s together), which the stages that import this
+    # module for the MCD alone (training's validation curve, conversion) never need.
+    from scipy.signal.windows import hann
+
     x = np.asarray(mcep, dtype=np.float64)
     if x.ndim != 2 or x.shape[0] == 0:
         raise ValueError(f"mcep must be a non-empty 2-D (T, D) array, got shape {x.shape}")
