@@ -3,7 +3,7 @@ the pipeline's YAML files.
 
     .venv/bin/python -m benchmarks.stage_overhead [--repeats 3] [--stages train convert ...]
 
-For each stage module, in fresh processes (the best of ``--repeats``):
+For each stage module that dvc.yaml runs, in fresh processes (the best of ``--repeats``):
 
 - ``import``: ``python -c "import pipeline.<stage>"``, interpreter start included;
 - ``exit``: from the end of that import to the end of the process, with Python's normal exit (the
@@ -19,34 +19,27 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 
 log = logging.getLogger("benchmarks.stage_overhead")
 
-STAGES = [
-    "corpus",
-    "features",
-    "stats",
-    "validation",
-    "train",
-    "vocoder",
-    "diagnosis",
-    "contrast",
-    "references",
-    "convert",
-    "evaluate",
-    "baselines",
-    "ratings",
-    "report",
-    "listen_page",
-]
 
-# Prints the seconds since the process started when the import is done, then exits one way or the other.
+def stage_modules() -> list[str]:
+    """The stage modules dvc.yaml runs (``python -m pipeline.<name>``), in its order, each once."""
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"].values()
+    found = (re.search(r"python -m pipeline\.(\w+)", str(stage["cmd"])) for stage in stages)
+    return list(dict.fromkeys(m.group(1) for m in found if m))
+
+
+# Prints the clock time when the import is done, then exits one way or the other.
 _PROBE = """
 import sys, time
 import pipeline.{stage}
@@ -118,7 +111,8 @@ def dvc_status_seconds(repeats: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--stages", nargs="+", default=STAGES, choices=STAGES)
+    modules = stage_modules()
+    parser.add_argument("--stages", nargs="+", default=modules, choices=modules)
     args = parser.parse_args()
     logging.basicConfig(level="INFO", format="%(levelname)s %(name)s: %(message)s")
     rows = stage_rows(args.stages, args.repeats)

@@ -126,8 +126,11 @@ def test_scored_systems_finds_each_wav_once(tmp_path: Path) -> None:
 
 
 def test_stage_overhead_times_a_stage_import_and_both_exits(tmp_path: Path) -> None:
-    from benchmarks.stage_overhead import stage_rows, yaml_seconds
+    from benchmarks.stage_overhead import stage_modules, stage_rows, yaml_seconds
 
+    modules = stage_modules()  # read from dvc.yaml: every stage module, once
+    assert {"train", "evaluate", "report"} <= set(modules) and len(modules) == len(set(modules))
+    assert all((ROOT / "pipeline" / f"{m}.py").is_file() for m in modules)
     [(stage, imported, normal, fast)] = stage_rows(["ratings"], repeats=1)
     assert stage == "ratings" and imported > 0 and normal >= 0 and fast >= 0
     lock = tmp_path / "dvc.lock"
