@@ -94,9 +94,9 @@ def exit_process(code: int) -> NoReturn:
     What a normal exit does, in its order: join the threads that are not daemons (and whatever
     ``threading`` was asked to run before that), run the ``atexit`` handlers (MLflow, multiprocessing,
     logging), flush stdout and stderr; then ``os._exit``. What it skips is the teardown of every imported
-    module, which frees nothing the operating system would not, and costs a stage that imported torch,
-    scipy and MLflow about 1 s (0.6 s for the imports alone; 1.1 s after a training), once per stage and
-    ~55 times per ``make repro``. The outputs are closed files by then (:mod:`vc.io` writes them
+    module, which frees nothing the operating system would not: 0.1-0.5 s after a stage module's imports
+    alone (``python -m benchmarks.stage_overhead``), 1.1 s after a training that also used MLflow, once per
+    stage and ~57 times per ``make repro``. The outputs are closed files by then (:mod:`vc.io` writes them
     atomically), and the cost file is written. On an interpreter without the two hooks, a normal exit.
     """
     shutdown_threads = getattr(threading, "_shutdown", None)

@@ -7,7 +7,10 @@ one switch of the diagnosed experiment), then the diagnosed experiment ``diagnos
 (:meth:`vc.config.Params.diagnosis_runs`). Each run's validation curve
 (:mod:`vc.evaluation.validation`: MCD to the target and to the source recording, against mean-var and the
 unconverted source) is its result; nothing the report's test sentences give enters it. Runs are short and
-start from scratch (their checkpoints live in a temporary folder). Each run is an MLflow run (kind
+start from scratch (their checkpoints live in a temporary folder). They are independent (each draws its
+batches from its own seed and step, :class:`vc.stargan.data.FeatureBank`), so ``diagnosis.workers`` of them
+train at once in worker processes that share the cores: on two cores, two one-thread trainings side by side
+do more iterations per second than one two-thread training after another. Each run is an MLflow run (kind
 ``diagnosis``) with its curves; ``<out>/diagnosis.json`` holds every run's curve and final scores for the
 report's "Diagnosis" section.
 
@@ -19,18 +22,21 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pipeline.common import read_params, run, stop_with_parent, without_timings
 from vc import cost
-from vc.config import Params
+from vc.config import ExperimentConfig, Params
 from vc.evaluation.validation import ValidationScorer
 from vc.features.extract import load_training_matrices
 from vc.features.stats import FeatureStats
 from vc.io import atomic_dir, write_json
+from vc.parallel import PARALLEL_JOBS_ENV, concurrent_jobs, parallel_map, resolve_workers
 from vc.stargan.data import FeatureBank
 from vc.stargan.trainer import Trainer
 from vc.tracking import RunTracker
@@ -56,8 +62,9 @@ def _run(
     run: str,
     bank: FeatureBank,
     scorer: ValidationScorer,
-) -> dict:
-    """Train one run with its validation curve in its own MLflow run; its record for the report."""
+) -> tuple[dict, float]:
+    """Train one run with its validation curve in its own MLflow run: its record for the report, and the
+    seconds its training took."""
     exp = params.walk_run(section, run)
     walk = getattr(params, section)
     switch = walk.switches[run.split("+", 1)[1]].as_dict() if "+" in run else {}
@@ -83,8 +90,7 @@ def _run(
             validator=scorer,
         )
         start = time.perf_counter()
-        with cost.phase(run, count=exp.train.iterations, unit="iteration"):
-            trainer.fit(resume=False)
+        trainer.fit(resume=False)
         seconds = time.perf_counter() - start
         last = trainer.validation[-1]
         tracker.log_metrics({"train/wall_seconds": seconds})
@@ -98,14 +104,57 @@ def _run(
             "best": round(trainer.best["score"], 5) if trainer.best else None,
             "mlflow_run_id": tracker.run_id,
         }
-    log.info(
-        "%s: validation MCD %.2f dB to the target, %.2f dB to the source (%.0f s)",
-        exp.name,
-        record["val_mcd_db"],
-        record["val_mcd_db_to_source"],
-        seconds,
-    )
-    return record
+    return record, seconds
+
+
+@dataclass(frozen=True)
+class _RunJob:
+    """One run of a walk, as a worker process receives it."""
+
+    params: Params
+    params_path: str
+    section: Section
+    run: str
+    features: str
+    stats: str
+    validation: str
+    parallel_jobs: int  # how many jobs share the cores while it trains (VC_PARALLEL_JOBS in its process)
+    stage_pid: int  # the stage's process: a run elsewhere stops when its worker's parent (the pool's) does
+
+
+#: The training crops and the validation scorer, loaded once per process (a worker trains several runs).
+_INPUTS: dict[tuple[str, str, str], tuple[FeatureBank, ValidationScorer]] = {}
+
+
+def _inputs(job: _RunJob, crop_frames: int) -> tuple[FeatureBank, ValidationScorer]:
+    key = (job.features, job.stats, job.validation)
+    if key not in _INPUTS:
+        stats = FeatureStats.load(job.stats)
+        matrices = load_training_matrices(Path(job.features), "train", "world")
+        bank = FeatureBank.from_matrices(matrices, stats, crop_frames)
+        scorer = ValidationScorer.load(
+            job.validation, job.features, stats, job.params.features, job.params.evaluate, sentences=None
+        )
+        _INPUTS[key] = bank, scorer
+    return _INPUTS[key]
+
+
+def _train_run(job: _RunJob) -> dict[str, Any]:
+    """:func:`_run` in whichever process the job lands in: the record, the training's seconds, and what
+    the result file says of the validation set (its size and its baselines' scores)."""
+    if os.getpid() != job.stage_pid:
+        stop_with_parent()
+    os.environ[PARALLEL_JOBS_ENV] = str(job.parallel_jobs)  # the Trainer's torch threads: the cores / jobs
+    exp = job.params.walk_run(job.section, job.run)
+    bank, scorer = _inputs(job, exp.train.crop_frames)
+    record, seconds = _run(job.params, job.params_path, job.section, job.run, bank, scorer)
+    return {"record": record, "seconds": seconds, "items": len(scorer.items), "baselines": scorer.baselines()}
+
+
+def _work(exp: ExperimentConfig) -> int:
+    """A run's training work in crops through the networks, to start the longest runs first."""
+    t = exp.train
+    return t.iterations * t.batch_size * (t.d_steps_per_g + 1)
 
 
 def main(args: argparse.Namespace, section: Section = "diagnosis") -> None:
@@ -129,14 +178,38 @@ def main(args: argparse.Namespace, section: Section = "diagnosis") -> None:
         crops = {exp.train.crop_frames for exp in exps}
         if len(crops) != 1:
             raise ValueError(f"{section}: every run must use one train.crop_frames, got {sorted(crops)}")
-        exp = exps[0]
-        stats = FeatureStats.load(args.stats)
-        matrices = load_training_matrices(Path(args.features), "train", "world")
-        bank = FeatureBank.from_matrices(matrices, stats, exp.train.crop_frames)
-        scorer = ValidationScorer.load(
-            args.validation, args.features, stats, params.features, params.evaluate, sentences=None
-        )
-        records = [_run(params, args.params, section, run, bank, scorer) for run in runs]
+        workers = resolve_workers(walk.workers, len(runs))
+        jobs = [
+            _RunJob(
+                params,
+                args.params,
+                section,
+                run,
+                args.features,
+                args.stats,
+                args.validation,
+                parallel_jobs=concurrent_jobs() * workers,
+                stage_pid=os.getpid(),
+            )
+            for run in runs
+        ]
+        iterations = sum(exp.train.iterations for exp in exps)
+        log.info("%s: %d runs, %d at once", section, len(runs), workers)
+        # the longest runs first (a free worker takes the next), so that no long run starts last
+        order = sorted(range(len(runs)), key=lambda i: -_work(exps[i]))
+        with cost.phase("runs", count=iterations, unit="iteration"):
+            started = parallel_map(_train_run, [jobs[i] for i in order], workers=workers, progress=False)
+        done = [out for _, out in sorted(zip(order, started, strict=True), key=lambda pair: pair[0])]
+        for exp, out in zip(exps, done, strict=True):
+            record = out["record"]
+            cost.work(f"{section}/{record['run']}", out["seconds"], exp.train.iterations, "iteration")
+            log.info(
+                "%s: validation MCD %.2f dB to the target, %.2f dB to the source (%.0f s)",
+                exp.name,
+                record["val_mcd_db"],
+                record["val_mcd_db_to_source"],
+                out["seconds"],
+            )
         write_json(
             tmp / result,
             {
@@ -145,9 +218,9 @@ def main(args: argparse.Namespace, section: Section = "diagnosis") -> None:
                 "iterations": walk.iterations,
                 "validate_every": walk.validate_every,
                 "switches": {name: o.as_dict() for name, o in walk.switches.items()},
-                "validation_items": len(scorer.items),
-                **{k.removeprefix("val/"): round(v, 5) for k, v in scorer.baselines().items()},
-                "runs": records,
+                "validation_items": done[0]["items"],
+                **{k.removeprefix("val/"): round(v, 5) for k, v in done[0]["baselines"].items()},
+                "runs": [out["record"] for out in done],
             },
         )
 

@@ -99,6 +99,30 @@ def test_where_the_cost_goes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
     assert cost.cost_path() is None
 
 
+@pytest.mark.parametrize("dvc_root", ["workspace", "copy"])
+def test_an_experiment_run_in_a_copy_keeps_its_costs_apart(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, dvc_root: str
+) -> None:
+    """`dvc exp run --temp` and the queue run the stages in ``.dvc/tmp/exps/<copy>``: their costs go to
+    ``costs/exps/<name>/``, never over the files that describe the workspace's own outputs."""
+    workspace = tmp_path / "repo"
+    copy = workspace / ".dvc" / "tmp" / "exps" / "standalone" / "tmpab12cd"
+    copy.mkdir(parents=True)
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.setenv("DVC_ROOT", str(workspace if dvc_root == "workspace" else copy))
+    monkeypatch.setenv("DVC_STAGE", "train@stargan-vc2-0")
+    monkeypatch.setenv("DVC_EXP_NAME", "woods-coth")
+    monkeypatch.chdir(copy)
+    expected = workspace / "costs" / "exps" / "woods-coth" / "train@stargan-vc2-0.json"
+    assert cost.cost_path() == expected
+    monkeypatch.delenv("DVC_EXP_NAME")  # a copy without a name: the copy's folder names it
+    assert cost.cost_path() == workspace / "costs" / "exps" / "tmpab12cd" / "train@stargan-vc2-0.json"
+    monkeypatch.setenv("DVC_EXP_NAME", "woods-coth")
+    monkeypatch.chdir(workspace)  # `dvc exp run` in the workspace: its outputs are the workspace's
+    monkeypatch.setenv("DVC_ROOT", str(workspace))
+    assert cost.cost_path() == workspace / "costs" / "train@stargan-vc2-0.json"
+
+
 def test_every_stage_records_its_cost_under_dvc(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("DVC_ROOT", str(tmp_path))
     monkeypatch.setenv("DVC_STAGE", "features")
@@ -227,7 +251,9 @@ def test_the_table_adds_up_stages_phases_work_and_training(tmp_path: Path) -> No
     assert cost_markdown([]) == ""
 
 
-def test_vc_cost_prints_the_table_or_says_why_not(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_vc_cost_prints_the_table_or_says_why_not(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
     with pytest.raises(SystemExit) as stop:
         vc_main(["cost", "--dir", str(tmp_path / "none")])
     assert stop.value.code == 2
@@ -235,3 +261,13 @@ def test_vc_cost_prints_the_table_or_says_why_not(tmp_path: Path, capsys: pytest
     vc_main(["cost", "--dir", str(tmp_path / "costs")])
     out = capsys.readouterr().out
     assert out.startswith("# Cost of the last run of each stage") and "| features | 1 | 12.0 | 100% |" in out
+    _cost_file(tmp_path / "costs" / "exps" / "woods-coth", "train@vc2-0", 70.0, [], [])
+    vc_main(["cost", "--dir", str(tmp_path / "costs")])
+    assert "train" not in capsys.readouterr().out  # the workspace's table leaves experiments out
+    vc_main(["cost", "--dir", str(tmp_path / "costs"), "--exp", "woods-coth"])
+    out = capsys.readouterr().out
+    assert "| train | 1 | 70.0 | 100% |" in out and "features" not in out
+    with pytest.raises(SystemExit) as stop:
+        vc_main(["cost", "--dir", str(tmp_path / "costs"), "--exp", "other"])
+    assert stop.value.code == 2
+    assert "experiments with cost files: woods-coth" in caplog.text

@@ -11,6 +11,7 @@ import json
 import math
 import re
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -218,6 +219,44 @@ def test_a_forced_rerun_gives_the_same_bytes(project: Path, tmp_path: Path) -> N
     assert all(f"Running stage '{stage}'" in rerun.stdout for stage in stages), rerun.stdout
     changed = [name for name in outputs if (copy / name).read_bytes() != before[name]]
     assert not changed and len(outputs) > 5, changed
+
+
+def test_a_walk_trains_the_same_runs_in_workers_as_in_one_process(project: Path, tmp_path: Path) -> None:
+    """The diagnosis stage trains its runs side by side in worker processes (``diagnosis.workers: 0``, one per
+    core): each run's curve and scores are those of the same run trained in the stage's own process with as
+    many torch threads (``workers: 1``), so where a run trains changes nothing but the time."""
+    from vc.parallel import cpu_count
+
+    threads = max(1, cpu_count() // min(cpu_count(), 2))  # what each of the fixture's two runs had
+    doc = yaml.safe_load((project / "params.yaml").read_text())
+    doc["diagnosis"]["workers"] = 1
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(doc, sort_keys=False))
+    out = tmp_path / "diagnosis"
+    env = project_env(MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    env["VC_PARALLEL_JOBS"] = str(max(1, cpu_count() // threads))
+    args = ["--features", "data/features", "--stats", "data/stats.json", "--validation", "data/validation"]
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.diagnosis", "--params", str(params), *args, "--out", str(out)],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "2 runs, 1 at once" in result.stderr
+
+    def runs(path: Path) -> list[dict]:
+        records = json.loads(path.read_text())["runs"]
+        return [{k: v for k, v in r.items() if k != "mlflow_run_id"} for r in records]
+
+    parallel = runs(project / "eval/diagnosis/diagnosis.json")
+    assert runs(out / "diagnosis.json") == parallel and len(parallel) == 2
+    recorded = json.loads((project / "costs/diagnosis.json").read_text())
+    work = {w["name"]: w["count"] for w in recorded["work"]}
+    assert work == {"diagnosis/stargan-vc2": 4, "diagnosis/+hinge": 4}
+    assert [(p["name"], p["count"]) for p in recorded["phases"]] == [("runs", 8)]
 
 
 def test_queued_experiments_on_two_workers_all_land_in_mlflow(project: Path) -> None:

@@ -4,6 +4,7 @@ WORLD-feature models, HiFi-GAN for log-mel models).
 vc convert --model models/stargan-vc2/model --source-speaker low1 --target-speaker high2 in.wav out.wav
 vc speakers --model models/stargan-vc2/model
 vc cost                      # what the last `make repro` cost, stage by stage
+vc cost --exp NAME           # what an experiment DVC ran in a copy (--temp, the queue) cost
 vc listen build|invite|revoke|status|serve|export   # the listening test (README "Listen and rate")
 vc sweep run|status|cancel   # a grid of DVC experiments, locally or on SLURM (README "Sweeps on a cluster")
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 from typing import get_args
 
 from vc.config import ConvertConfig, Energy
@@ -41,11 +43,19 @@ def _speakers(args: argparse.Namespace) -> None:
 
 
 def _cost(args: argparse.Namespace) -> None:
+    from vc.cost import EXPERIMENTS_DIR
     from vc.cost_table import cost_markdown, load_costs
 
-    costs = load_costs(args.dir)
+    folder = Path(args.dir) / EXPERIMENTS_DIR / args.exp if args.exp else Path(args.dir)
+    costs = load_costs(folder)
+    if not costs and args.exp:
+        names = sorted(p.name for p in (Path(args.dir) / EXPERIMENTS_DIR).glob("*") if p.is_dir())
+        raise ValueError(
+            f"{folder}: no cost files of experiment {args.exp!r} (experiments with cost files: "
+            f"{', '.join(names) or 'none'})"
+        )
     if not costs:
-        raise ValueError(f"{args.dir}: no cost files (they are written by `make repro` / `dvc repro`)")
+        raise ValueError(f"{folder}: no cost files (they are written by `make repro` / `dvc repro`)")
     sys.stdout.write(cost_markdown(costs, heading="#"))
 
 
@@ -78,6 +88,12 @@ def main(argv: list[str] | None = None) -> None:
     spk.set_defaults(func=_speakers)
     cost = sub.add_parser("cost", help="what the last run of each stage cost (time, CPU, memory, phases)")
     cost.add_argument("--dir", default="costs", help="the cost files' folder (default: costs)")
+    cost.add_argument(
+        "--exp",
+        default=None,
+        help="an experiment DVC ran in a copy (`dvc exp run --temp`, the queue): the stages it re-ran, from "
+        "<dir>/exps/<name>/",
+    )
     cost.set_defaults(func=_cost)
     from vc.listen.cli import add_commands as add_listen_commands
     from vc.sweep.cli import add_commands as add_sweep_commands

@@ -695,6 +695,13 @@ class AblationWalk(Section):
     switches: dict[str, RunOverrides] = Field(
         default_factory=dict, description="name -> overrides, each added alone to the starting experiment"
     )
+    workers: int = Field(
+        0,
+        ge=0,
+        description="runs trained at once, in worker processes that share this job's cores (each run's torch "
+        "threads: the cores / workers); 0: one per core, at most one per run; 1: one after another in the "
+        "stage's process",
+    )
 
 
 class DiagnosisConfig(AblationWalk):

@@ -2,7 +2,8 @@
 the science.
 
 A stage runs inside :func:`record`, which writes one JSON file when the stage ends (by default, under DVC,
-``<repo>/costs/<stage address>.json``, e.g. ``costs/train@stargan-vc2-0.json``). The files are not DVC
+``<repo>/costs/<stage address>.json``, e.g. ``costs/train@stargan-vc2-0.json``; an experiment that DVC runs
+in a copy of the workspace writes ``<repo>/costs/exps/<experiment name>/`` instead). The files are not DVC
 outputs and no stage depends on them: a cost figure can never change a result or make a stage look changed.
 ``vc cost`` adds them up (:mod:`vc.cost_table`).
 
@@ -37,10 +38,12 @@ from typing import Any
 import psutil
 
 from vc.io import write_json
+from vc.layout import workspace_of
 from vc.parallel import shutdown_pools
 
 __all__ = [
     "COST_DIR",
+    "EXPERIMENTS_DIR",
     "Recorder",
     "Usage",
     "cost_path",
@@ -54,6 +57,8 @@ log = logging.getLogger(__name__)
 
 #: Folder (under the repository root) of the cost files that stages write when DVC runs them.
 COST_DIR = "costs"
+#: Folder (under :data:`COST_DIR`) of the cost files of experiments that DVC runs in copies, one per name.
+EXPERIMENTS_DIR = "exps"
 #: Bump when the file layout changes; ``vc cost`` skips files of another version, saying so.
 VERSION = 1
 
@@ -182,8 +187,10 @@ def work(name: str, seconds: float, count: int = 1, unit: str = "") -> None:
 
 
 def cost_path(explicit: str | None = None) -> Path | None:
-    """Where this stage's cost goes: ``explicit``, else ``<DVC_ROOT>/costs/<DVC_STAGE>.json`` when DVC runs
-    the stage, else nowhere (``None``)."""
+    """Where this stage's cost goes: ``explicit``; else, when DVC runs the stage, the workspace's
+    ``costs/<DVC_STAGE>.json``, or ``costs/exps/<DVC_EXP_NAME>/<DVC_STAGE>.json`` when the stage runs in one
+    of DVC's experiment copies (``dvc exp run --temp``, the queue): an experiment's costs never replace
+    those of the workspace's outputs; else nowhere (``None``)."""
     if explicit:
         return Path(explicit)
     if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 records the job
@@ -191,7 +198,12 @@ def cost_path(explicit: str | None = None) -> Path | None:
     root, stage = os.environ.get("DVC_ROOT"), os.environ.get("DVC_STAGE")
     if not root or not stage:
         return None
-    return Path(root) / COST_DIR / f"{stage.replace(os.sep, '_')}.json"
+    name = f"{stage.replace(os.sep, '_')}.json"
+    workspace = workspace_of(root)[0]
+    if not workspace_of(Path.cwd())[1]:
+        return workspace / COST_DIR / name
+    experiment = os.environ.get("DVC_EXP_NAME") or Path.cwd().resolve().name
+    return workspace / COST_DIR / EXPERIMENTS_DIR / experiment.replace(os.sep, "_") / name
 
 
 @contextlib.contextmanager

@@ -34,6 +34,7 @@ from filelock import FileLock
 
 import vc
 from vc.errors import InputError
+from vc.layout import workspace_of
 
 if TYPE_CHECKING:
     from vc.config import Params
@@ -61,12 +62,7 @@ TAG_COMMIT = "mlflow.source.git.commit"
 # ------------------------------------------------------------------------------------------- locations
 def project_root(start: str | Path | None = None) -> Path:
     """The repository root that outlives DVC's temporary experiment copies."""
-    root = Path(start or os.environ.get("DVC_ROOT") or Path.cwd()).resolve()
-    parts = root.parts
-    for i in range(len(parts) - 2):
-        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
-            return Path(*parts[:i])
-    return root
+    return workspace_of(start or os.environ.get("DVC_ROOT") or Path.cwd())[0]
 
 
 def tracking_uri(root: str | Path | None = None) -> str:
