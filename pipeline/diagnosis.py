@@ -40,6 +40,7 @@ from vc.parallel import PARALLEL_JOBS_ENV, concurrent_jobs, parallel_map, resolv
 from vc.stargan.data import FeatureBank
 from vc.stargan.trainer import Trainer
 from vc.tracking import RunTracker
+from vc.training.loop import TrainingInterrupted
 
 log = logging.getLogger("pipeline.diagnosis")
 
@@ -90,7 +91,11 @@ def _run(
             validator=scorer,
         )
         start = time.perf_counter()
-        trainer.fit(resume=False)
+        try:
+            trainer.fit(resume=False)
+        except TrainingInterrupted as stop:  # SIGINT/SIGTERM: the run ends KILLED, the process 128 + signal
+            log.warning("%s: stopped at iteration %d (a walk's run starts over)", exp.name, stop.step)
+            raise SystemExit(128 + stop.signum) from stop
         seconds = time.perf_counter() - start
         last = trainer.validation[-1]
         tracker.log_metrics({"train/wall_seconds": seconds})
@@ -123,11 +128,11 @@ class _RunJob:
 
 
 #: The training crops and the validation scorer, loaded once per process (a worker trains several runs).
-_INPUTS: dict[tuple[str, str, str], tuple[FeatureBank, ValidationScorer]] = {}
+_INPUTS: dict[tuple[str, str, str, int], tuple[FeatureBank, ValidationScorer]] = {}
 
 
 def _inputs(job: _RunJob, crop_frames: int) -> tuple[FeatureBank, ValidationScorer]:
-    key = (job.features, job.stats, job.validation)
+    key = (job.features, job.stats, job.validation, crop_frames)
     if key not in _INPUTS:
         stats = FeatureStats.load(job.stats)
         matrices = load_training_matrices(Path(job.features), "train", "world")

@@ -7,9 +7,12 @@ the MLflow store, a code change, queued experiments on two workers. All on CPU, 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -257,6 +260,81 @@ def test_a_walk_trains_the_same_runs_in_workers_as_in_one_process(project: Path,
     work = {w["name"]: w["count"] for w in recorded["work"]}
     assert work == {"diagnosis/stargan-vc2": 4, "diagnosis/+hinge": 4}
     assert [(p["name"], p["count"]) for p in recorded["phases"]] == [("runs", 8)]
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below ``pid``, from /proc."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+            continue
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+
+
+def test_a_killed_walk_stops_its_runs_and_starts_no_other(project: Path, tmp_path: Path) -> None:
+    """``kill -9`` of the diagnosis stage while two workers train (five long runs, three waiting): the
+    workers stop within seconds, each run that was training ends KILLED in MLflow, and no waiting run
+    starts; none is left RUNNING or FINISHED by an orphan."""
+    from mlflow.tracking import MlflowClient
+
+    doc = yaml.safe_load((project / "params.yaml").read_text())
+    switches = {name: {"train": {"lambdas": {"id": weight}}} for name, weight in [("a", 1.0), ("b", 2.0)]}
+    switches |= {"c": {"train": {"adv_loss": "hinge"}}, "d": {"train": {"lambdas": {"id": 3.0}}}}
+    doc["diagnosis"] |= {"iterations": 100000, "validate_every": 100000, "workers": 2, "switches": switches}
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(doc, sort_keys=False))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = ["--features", "data/features", "--stats", "data/stats.json", "--validation", "data/validation"]
+    args += ["--params", str(params), "--out", str(tmp_path / "out")]
+    stage = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.diagnosis", *args],
+        cwd=project,
+        env=project_env(MLFLOW_TRACKING_URI=uri),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    client = MlflowClient(uri)
+
+    def runs() -> list:  # the walk's runs (the store also holds the `dvc repro` parent run)
+        experiment = client.get_experiment_by_name(doc["tracking"]["experiment"])
+        found = client.search_runs([experiment.experiment_id]) if experiment else []
+        return [run for run in found if "vc.diagnosis_run" in run.data.tags]
+
+    workers: set[int] = set()
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline and len(runs()) < 2 and stage.poll() is None:
+            time.sleep(0.5)
+        assert len(runs()) == 2, stage.stderr.read() if stage.poll() is not None else "no two runs started"
+        workers = {pid for pid in descendants(stage.pid) if running(pid)}
+        stage.kill()
+        stage.wait(10)
+        deadline = time.time() + 60
+        while time.time() < deadline and any(running(pid) for pid in workers):
+            time.sleep(0.2)
+        assert not any(running(pid) for pid in workers), "the walk's processes outlived the stage"
+    finally:
+        stage.kill()
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        stage.stderr.close()
+    ended = runs()
+    assert sorted(run.info.status for run in ended) == ["KILLED", "KILLED"], [r.info for r in ended]
 
 
 def test_queued_experiments_on_two_workers_all_land_in_mlflow(project: Path) -> None:

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import atexit
+import functools
+import logging
 import multiprocessing
+import multiprocessing.connection
 import os
+import signal
+import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from typing import TypeVar
 
 from tqdm import tqdm
@@ -23,6 +30,8 @@ __all__ = [
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+log = logging.getLogger(__name__)
 
 
 def cpu_count() -> int:
@@ -60,10 +69,97 @@ def resolve_workers(workers: int, n_items: int) -> int:
     return max(1, min(workers or cpus_per_job(), n_items))
 
 
-def _init_worker() -> None:
+@dataclass(frozen=True)
+class _Logging:
+    """The pool owner's logging setup, repeated in each worker (a fork server's child starts without it)."""
+
+    level: int
+    formatter: logging.Formatter | None
+    levels: dict[str, int]  # loggers the owner set a level on (e.g. quietened third-party ones)
+
+    @classmethod
+    def of_this_process(cls) -> _Logging:
+        root = logging.getLogger()
+        handler = next((h for h in root.handlers if isinstance(h, logging.StreamHandler)), None)
+        levels = {
+            name: logger.level
+            for name, logger in logging.Logger.manager.loggerDict.items()
+            if isinstance(logger, logging.Logger) and logger.level != logging.NOTSET
+        }
+        return cls(root.level, handler.formatter if handler else None, levels)
+
+    def apply(self) -> None:
+        root = logging.getLogger()
+        if self.formatter is not None and not root.handlers:
+            handler = logging.StreamHandler()
+            handler.setFormatter(self.formatter)
+            root.addHandler(handler)
+        root.setLevel(self.level)
+        for name, level in self.levels.items():
+            logging.getLogger(name).setLevel(level)
+
+
+def _init_worker(logs: _Logging | None = None) -> None:
     # One process per core: keep BLAS/OpenMP inside each worker single-threaded to avoid oversubscription.
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"
+    if logs is not None:
+        logs.apply()
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    _stop_with_pool_owner()
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    """SIGTERM in a worker unwinds the item it is working on (``with`` blocks and ``finally`` clauses run: an
+    MLflow run ends KILLED) instead of ending the process where it stands."""
+    raise SystemExit(128 + signum)
+
+
+#: Seconds a worker whose owner died gives the item it is working on to stop by itself (a training saves a
+#: checkpoint at the end of its iteration and ends its MLflow run KILLED) before it exits anyway.
+ORPHAN_GRACE_SECONDS = 30.0
+
+_orphaned = threading.Event()  # set in a worker once the process that started its pool is gone
+
+
+def _stop_with_pool_owner() -> None:
+    """In a pool's worker: when the process that started the pool dies, stop, and take no further item.
+
+    A killed stage (``kill -9``, out of memory) cannot shut its pool down, and the workers would not notice
+    by themselves: they are children of multiprocessing's fork server, which never sees the stage go while
+    a worker lives (it hands every child the write end of its "alive" pipe), and a worker takes the items
+    already queued to it. A thread waits on the pipe that only the stage holds open (multiprocessing's
+    parent sentinel), then sends this worker SIGTERM: the item unwinds (:func:`_exit_on_signal`), or, if it
+    handles the signal itself as a training does (:class:`vc.training.loop.ResumableLoop`), stops at the
+    end of its iteration.
+    The worker exits when that item has stopped, or after :data:`ORPHAN_GRACE_SECONDS` if it does not, and
+    starts no queued item (:func:`_call`).
+    """
+    owner = multiprocessing.parent_process()
+    if owner is None:  # pragma: no cover - a pool's worker always has one
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([owner.sentinel])
+        _orphaned.set()
+        log.warning("worker %d: the process that started it (%d) is gone; stopping", os.getpid(), owner.pid)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(ORPHAN_GRACE_SECONDS)
+        os._exit(128 + signal.SIGTERM)
+
+    threading.Thread(target=watch, name="vc-pool-owner", daemon=True).start()
+
+
+def _call(fn: Callable[[T], R], item: T) -> R:
+    """``fn(item)`` in a worker; once the pool's owner is gone, the worker exits instead of starting an item
+    and as soon as the item it was working on has stopped."""
+    if _orphaned.is_set():
+        os._exit(128 + signal.SIGTERM)
+    try:
+        return fn(item)
+    finally:
+        if _orphaned.is_set():
+            os._exit(128 + signal.SIGTERM)
 
 
 def parallel_map(
@@ -92,7 +188,7 @@ def parallel_map(
         pool = _pool(n)
         out = []
         try:
-            for result in pool.map(fn, items, chunksize=chunksize):
+            for result in pool.map(functools.partial(_call, fn), items, chunksize=chunksize):
                 out.append(result)
                 bar.update()
         except BrokenProcessPool:
@@ -113,7 +209,12 @@ def _pool(workers: int) -> ProcessPoolExecutor:
     pool = _POOLS.get(workers)
     if pool is None:
         ctx = multiprocessing.get_context("forkserver")
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker)
+        pool = ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=ctx,
+            initializer=_init_worker,
+            initargs=(_Logging.of_this_process(),),
+        )
         _POOLS[workers] = pool
     return pool
 
