@@ -124,7 +124,6 @@ class _RunJob:
     stats: str
     validation: str
     parallel_jobs: int  # how many jobs share the cores while it trains (VC_PARALLEL_JOBS in its process)
-    stage_pid: int  # the stage's process: a run elsewhere stops when its worker's parent (the pool's) does
 
 
 #: The training crops and the validation scorer, loaded once per process (a worker trains several runs).
@@ -146,9 +145,10 @@ def _inputs(job: _RunJob, crop_frames: int) -> tuple[FeatureBank, ValidationScor
 
 def _train_run(job: _RunJob) -> dict[str, Any]:
     """:func:`_run` in whichever process the job lands in: the record, the training's seconds, and what
-    the result file says of the validation set (its size and its baselines' scores)."""
-    if os.getpid() != job.stage_pid:
-        stop_with_parent()
+    the result file says of the validation set (its size and its baselines' scores).
+
+    A worker stops with the stage: the pool's own watch (:mod:`vc.parallel`) SIGTERMs it when the stage is
+    gone, and the training saves and stops at the end of its iteration."""
     os.environ[PARALLEL_JOBS_ENV] = str(job.parallel_jobs)  # the Trainer's torch threads: the cores / jobs
     exp = job.params.walk_run(job.section, job.run)
     bank, scorer = _inputs(job, exp.train.crop_frames)
@@ -194,7 +194,6 @@ def main(args: argparse.Namespace, section: Section = "diagnosis") -> None:
                 args.stats,
                 args.validation,
                 parallel_jobs=concurrent_jobs() * workers,
-                stage_pid=os.getpid(),
             )
             for run in runs
         ]

@@ -10,7 +10,7 @@ from pathlib import Path
 from pipeline.common import read_params, run
 from pipeline.diagnosis import RESULTS as WALK_FILES
 from pipeline.ratings import RESULT_FILE
-from vc.cost_table import cost_markdown, load_costs
+from vc.cost_table import cost_markdown, load_costs, run_costs
 from vc.evaluation.perceptual.reference import ReferenceMaterial
 from vc.evaluation.recipe import recipe_markdown
 from vc.evaluation.registry import summary_line
@@ -26,6 +26,19 @@ def _vocoder_manifest(folder: Path) -> dict | None:
     """The `vocoder` stage's manifest, or None when that stage has not run (a report without mel rows)."""
     path = folder / MANIFEST_FILE
     return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _cost_section(explicit: str | None) -> str:
+    """The report's cost table: of the folder given, else of the stages of this DVC run (the workspace's,
+    or, in one of DVC's experiment copies, that experiment's own); none outside DVC."""
+    if explicit:
+        return cost_markdown(load_costs(explicit), heading="##")
+    found = run_costs()
+    if found is None:
+        log.info("no cost table: not run by DVC, and no --costs")
+        return ""
+    folder, experiment = found
+    return cost_markdown(load_costs(folder), heading="##", experiment=experiment)
 
 
 def main(args: argparse.Namespace) -> None:
@@ -47,7 +60,7 @@ def main(args: argparse.Namespace) -> None:
         reference=params.report.reference,
         perceptual=ReferenceMaterial.load(perceptual_dir(args.references)),
         vocoder=_vocoder_manifest(Path(args.vocoder)),
-        cost=cost_markdown(load_costs(args.costs), heading="##"),
+        cost=_cost_section(args.costs),
         ratings=json.loads((Path(args.ratings) / RESULT_FILE).read_text()),
         diagnosis=json.loads((Path(args.diagnosis) / WALK_FILES["diagnosis"]).read_text()),
         contrast=json.loads((Path(args.contrast) / WALK_FILES["contrast"]).read_text()),
@@ -67,7 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--diagnosis", required=True, help="the `diagnosis` stage's output")
     parser.add_argument("--contrast", required=True, help="the `contrast` stage's output")
     parser.add_argument(
-        "--costs", required=True, help="the stages' cost files (read, never a dependency: see vc.cost)"
+        "--costs",
+        help="a folder of cost files (read, never a dependency: see vc.cost); default: those of the stages "
+        "of this DVC run (the workspace's costs/, or costs/exps/<experiment>/ in an experiment's copy)",
     )
     return parser
 

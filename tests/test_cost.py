@@ -16,7 +16,7 @@ import pytest
 from pipeline.common import run
 from vc import cost
 from vc.cli import main as vc_main
-from vc.cost_table import cost_markdown, load_costs
+from vc.cost_table import cost_markdown, load_costs, run_costs
 from vc.parallel import parallel_map
 
 
@@ -266,8 +266,45 @@ def test_vc_cost_prints_the_table_or_says_why_not(
     assert "train" not in capsys.readouterr().out  # the workspace's table leaves experiments out
     vc_main(["cost", "--dir", str(tmp_path / "costs"), "--exp", "woods-coth"])
     out = capsys.readouterr().out
+    assert out.startswith("# Cost of experiment woods-coth") and "`vc cost --exp woods-coth`" in out
     assert "| train | 1 | 70.0 | 100% |" in out and "features" not in out
     with pytest.raises(SystemExit) as stop:
         vc_main(["cost", "--dir", str(tmp_path / "costs"), "--exp", "other"])
     assert stop.value.code == 2
     assert "experiments with cost files: woods-coth" in caplog.text
+
+
+def test_the_report_of_an_experiment_run_in_a_copy_has_that_experiments_cost(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The report stage of ``dvc exp run --temp`` (or a queued experiment) runs in a copy that holds no
+    cost files: its cost section is the experiment's own stages, read from the workspace's
+    ``costs/exps/<name>/``; in the workspace, the workspace's table; outside DVC, none."""
+    from pipeline.report import _cost_section
+
+    workspace = tmp_path / "repo"
+    copy = workspace / ".dvc" / "tmp" / "exps" / "standalone" / "tmpab12cd"
+    copy.mkdir(parents=True)
+    _cost_file(workspace / "costs", "features", 12.0, [], [])
+    _cost_file(workspace / "costs" / "exps" / "woods-coth", "train@vc2-0", 70.0, [], [])
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    monkeypatch.delenv("DVC_STAGE", raising=False)
+    assert run_costs() is None and _cost_section(None) == ""
+    assert "| features | 1 | 12.0 | 100% |" in _cost_section(str(workspace / "costs"))
+
+    monkeypatch.setenv("DVC_ROOT", str(copy))
+    monkeypatch.setenv("DVC_STAGE", "report")
+    monkeypatch.setenv("DVC_EXP_NAME", "woods-coth")
+    monkeypatch.chdir(copy)
+    assert run_costs() == (workspace / "costs" / "exps" / "woods-coth", "woods-coth")
+    section = _cost_section(None)
+    assert section.startswith("## Cost of experiment woods-coth")
+    assert "| train | 1 | 70.0 | 100% |" in section and "features" not in section
+
+    monkeypatch.setenv("DVC_ROOT", str(workspace))
+    monkeypatch.chdir(workspace)
+    assert run_costs() == (workspace / "costs", None)
+    section = _cost_section(None)
+    assert section.startswith("## Cost of the last run of each stage")
+    assert "| features | 1 | 12.0 | 100% |" in section and "train" not in section

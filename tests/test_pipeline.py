@@ -368,6 +368,15 @@ def test_queued_experiments_on_two_workers_all_land_in_mlflow(project: Path) -> 
         # tiny project diagnoses stargan-vc2 itself, so its diagnosis runs again too (params.yaml's does not);
         # the contrast walks from stargan-vc2 (in params.yaml too)
         assert ran == expected | {"report", "listen_page", "ratings", "diagnosis", "contrast"}, logs[-3000:]
+        # its report (committed with the experiment) costs what the experiment ran, kept in the workspace
+        ref = next(
+            r
+            for r in git(project, "for-each-ref", "--format=%(refname)", "refs/exps").split()
+            if r.endswith(f"/{name}")
+        )
+        report = git(project, "show", f"{ref}:reports/report.md")
+        assert f"## Cost of experiment {name}\n" in report and "| train | 1 |" in report, report[-3000:]
+        assert (project / "costs" / "exps" / name / "train@stargan-vc2-0.json").is_file()
     client = mlflow_client(project)
     learning_rates = {}
     for name in names:

@@ -27,7 +27,11 @@ STANDIN = '''
 import json, os, sys, time
 from pathlib import Path
 import yaml
+from vc import cost
 params = yaml.safe_load(open("params.yaml"))
+# what the stage costs, recorded as the pipeline's stages do (written when the stage ends without an error)
+recording = cost.record("train", cost.cost_path())
+recording.__enter__()
 iters, lr = params["train"]["iterations"], params["train"]["optimizer"]["lr_g"]
 ckpt = Path("checkpoints") / "standin.json"
 ckpt.parent.mkdir(exist_ok=True)
@@ -56,6 +60,7 @@ while state["step"] < iters:
 final = {"loss": round((state["x"] - 3.0) ** 2, 10), "step": state["step"]}
 Path("metrics.json").write_text(json.dumps(final))
 tracker and tracker.end("FINISHED")
+recording.__exit__(None, None, None)
 '''
 
 
@@ -91,7 +96,7 @@ def make_project(repo: Path) -> Path:
         "metrics": [{"metrics.json": {"cache": False}}],
     }
     (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"train": stage}}))
-    (repo / ".gitignore").write_text("/checkpoints\n/sweeps\nmlflow.db*\n/mlartifacts\n")
+    (repo / ".gitignore").write_text("/checkpoints\n/sweeps\n/costs\nmlflow.db*\n/mlartifacts\n")
     _git(repo, "add", "-A")
     _git(repo, "commit", "-q", "-m", "project")
     from vc.tracking import init_tracking
@@ -241,6 +246,10 @@ def test_two_point_sweep_and_a_failing_point(on_cluster: SlurmCluster, project: 
     ok, bad = _runs(project, good["exp_name"]), _runs(project, failing["exp_name"])
     assert [r.info.status for r in ok] == ["FINISHED"] and ok[0].data.tags["vc.sweep"] == "two"
     assert [r.info.status for r in bad] == ["FAILED"] and bad[0].data.tags["vc.sweep.state"] == "failed"
+    # what the point's stage cost outlives its workspace; a failed point keeps none
+    kept = project / "costs" / "exps" / good["exp_name"] / "train.json"
+    assert json.loads(kept.read_text())["stage"] == "train"
+    assert not (project / "costs" / "exps" / failing["exp_name"]).exists()
     # re-submitting the sweep (here with another second point) skips the point already done
     points = build_points(["train.optimizer.lr_g=0.1,0.2"])
     plan = plan_sweep(project, "two", points, _slurm_config(project))

@@ -56,7 +56,7 @@ def _cost(args: argparse.Namespace) -> None:
         )
     if not costs:
         raise ValueError(f"{folder}: no cost files (they are written by `make repro` / `dvc repro`)")
-    sys.stdout.write(cost_markdown(costs, heading="#"))
+    sys.stdout.write(cost_markdown(costs, heading="#", experiment=args.exp))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,9 +15,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from vc.cost import VERSION
+from vc.cost import EXPERIMENTS_DIR, VERSION, cost_path
 
-__all__ = ["cost_markdown", "load_costs"]
+__all__ = ["cost_markdown", "load_costs", "run_costs"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,17 @@ def load_costs(folder: str | Path) -> list[dict[str, Any]]:
             continue
         costs.append(data)
     return sorted(costs, key=lambda c: c["stage"])
+
+
+def run_costs() -> tuple[Path, str | None] | None:
+    """Where the stages of the DVC run this process belongs to write their cost files, and the experiment's
+    name when DVC runs them in a copy of the workspace (``dvc exp run --temp``, the queue): the workspace's
+    ``costs/``, or its ``costs/exps/<name>/``. ``None`` outside DVC."""
+    path = cost_path()
+    if path is None:
+        return None
+    folder = path.parent
+    return folder, folder.name if folder.parent.name == EXPERIMENTS_DIR else None
 
 
 def _stage_kind(stage: str) -> str:
@@ -139,22 +150,35 @@ def _hosts(costs: Iterable[dict[str, Any]]) -> str:
     return f"Measured on {said[0]}." if said else ""
 
 
-def cost_markdown(costs: list[dict[str, Any]], heading: str = "##") -> str:
-    """The cost table as Markdown (empty when there are no cost files)."""
+def cost_markdown(costs: list[dict[str, Any]], heading: str = "##", experiment: str | None = None) -> str:
+    """The cost table as Markdown (empty when there are no cost files).
+
+    ``experiment``: the files are those of an experiment DVC ran in a copy of the workspace (only the stages
+    it ran; the others kept the workspace's outputs, and their cost is the workspace's table).
+    """
     if not costs:
         return ""
     total = sum(c["wall_s"] for c in costs)
     first = min(c["started"] for c in costs)
-    lines = [
-        f"{heading} Cost of the last run of each stage",
-        "",
-        f"{_hosts(costs)} Wall seconds of each stage's last run (the earliest started {first}), summed over "
-        "its runs; CPU seconds include worker processes. Stages that DVC skipped or restored from its cache "
-        "keep the cost of the run that made their outputs. Cost files live in `costs/` (not DVC outputs: "
-        "they never make a stage look changed); `vc cost` prints this table.",
-        "",
-        *_stage_rows(costs, total),
-    ]
+    common = "CPU seconds include worker processes."
+    if experiment is None:
+        title = "Cost of the last run of each stage"
+        scope = (
+            f"Wall seconds of each stage's last run in this workspace (the earliest started {first}), summed "
+            f"over its runs; {common} A stage that DVC skipped or restored from its cache keeps the cost of "
+            "the run that made its outputs here (a fresh clone has none for it). Cost files live in `costs/` "
+            "(not DVC outputs: they never make a stage look changed); `vc cost` prints this table."
+        )
+    else:
+        title = f"Cost of experiment {experiment}"
+        scope = (
+            f"Wall seconds of the stages DVC ran for experiment `{experiment}` (the earliest started "
+            f"{first}), summed over their runs; {common} The stages it skipped or restored from the cache "
+            f"are not here: their cost is the workspace's (`vc cost`). Cost files live in the workspace's "
+            f"`costs/{EXPERIMENTS_DIR}/{experiment}/` (not DVC outputs); `vc cost --exp {experiment}` prints "
+            "this table."
+        )
+    lines = [f"{heading} {title}", "", f"{_hosts(costs)} {scope}", "", *_stage_rows(costs, total)]
     for title, rows in (
         ("Phases (summed over the stage's runs)", _phase_rows(costs)),
         (

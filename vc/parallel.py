@@ -99,12 +99,12 @@ class _Logging:
             logging.getLogger(name).setLevel(level)
 
 
-def _init_worker(logs: _Logging | None = None) -> None:
-    # One process per core: keep BLAS/OpenMP inside each worker single-threaded to avoid oversubscription.
+def _init_worker(logs: _Logging) -> None:
+    """A pool worker's setup: single-threaded BLAS/OpenMP (one process per core, no oversubscription), the
+    owner's logging (``logs``), SIGTERM as :class:`SystemExit`, and the watch on its owner."""
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"
-    if logs is not None:
-        logs.apply()
+    logs.apply()
     signal.signal(signal.SIGTERM, _exit_on_signal)
     _stop_with_pool_owner()
 
@@ -131,9 +131,8 @@ def _stop_with_pool_owner() -> None:
     already queued to it. A thread waits on the pipe that only the stage holds open (multiprocessing's
     parent sentinel), then sends this worker SIGTERM: the item unwinds (:func:`_exit_on_signal`), or, if it
     handles the signal itself as a training does (:class:`vc.training.loop.ResumableLoop`), stops at the
-    end of its iteration.
-    The worker exits when that item has stopped, or after :data:`ORPHAN_GRACE_SECONDS` if it does not, and
-    starts no queued item (:func:`_call`).
+    end of its iteration. The worker exits when that item has stopped, or after
+    :data:`ORPHAN_GRACE_SECONDS` if it does not, and starts no queued item (:func:`_call`).
     """
     owner = multiprocessing.parent_process()
     if owner is None:  # pragma: no cover - a pool's worker always has one

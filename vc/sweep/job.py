@@ -5,7 +5,8 @@ The workspace shares what must outlive it: the DVC cache (``cache.dir`` of the s
 unchanged stages are never recomputed), the MLflow store (the submitting repository's tracking URI) and the
 training checkpoints (``checkpoints/`` in the workspace is a link to a persistent folder keyed by the point's
 fingerprint, so a requeued job resumes where it stopped). Only a complete run is published: the experiment
-ref is pushed (``dvc exp push``) after ``dvc exp run`` succeeds.
+ref is pushed (``dvc exp push``) after ``dvc exp run`` succeeds, and the cost files its stages wrote
+(:mod:`vc.cost`) are kept in the submitting repository's ``costs/exps/<experiment>/`` (``vc cost --exp``).
 
 Preemption: :class:`PointJob` is a :class:`submitit.helpers.Checkpointable`, so submitit requeues it on the
 time-limit signal; ``scontrol requeue`` (and preemption) send SIGTERM to every process of the job. Either way
@@ -27,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vc.cost import COST_DIR, EXPERIMENTS_DIR
+from vc.io import write_text
 from vc.sweep.state import SweepDir
 
 __all__ = ["PointJob", "PointTask", "default_command", "run_point"]
@@ -113,6 +116,26 @@ def prepare_workspace(task: PointTask) -> Path:
     return ws
 
 
+def keep_costs(task: PointTask, ws: Path) -> Path | None:
+    """Copy the cost files of the point's stages (``<ws>/costs/*.json``) to the submitting repository's
+    ``costs/exps/<experiment>/``, where ``vc cost --exp`` finds them after the workspace is deleted; returns
+    that folder (None when there was nothing to keep). Stages that DVC skipped or restored from the shared
+    cache wrote none. A cost file that cannot be copied is logged, never fails the point."""
+    files = sorted((ws / COST_DIR).glob("*.json"))
+    if not files:
+        return None
+    dest = Path(task.repo) / COST_DIR / EXPERIMENTS_DIR / task.exp_name
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+        for path in files:
+            write_text(dest / path.name, path.read_text())
+    except OSError as err:
+        log.warning("%s: cost files not kept in %s: %s", task.exp_name, dest, err)
+        return None
+    log.info("%s: cost of %d stages kept in %s", task.exp_name, len(files), dest)
+    return dest
+
+
 def slurm_job_id() -> str:
     """This job's id as squeue shows it (``<array>_<task>`` inside an array), or "" outside SLURM."""
     array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
@@ -165,6 +188,7 @@ def run_point(task: PointTask) -> str:
             if rc == 0 and not term.signum:
                 _dvc(["exp", "push", "--no-cache", "origin", task.exp_name], ws)
                 log.info("%s: pushed after %.1f s", task.exp_name, time.perf_counter() - start)
+                keep_costs(task, ws)
         except Exception as err:
             if not term.signum:
                 _finish_failed(task, sweep, str(err))
